@@ -1,0 +1,1 @@
+"""In-tree architecture plugins, one module per family, registered through entry points."""

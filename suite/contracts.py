@@ -1,0 +1,276 @@
+"""The two declarations, architecture and task, and the batch formats they meet through.
+
+An architecture says what it can do (`Capabilities`), a task says what it needs (`Requirements`);
+`compatibility` decides whether a pair can run. Neither side imports the other.
+
+Causality convention:
+- sequences: a causal encoder's output at step t depends only on inputs at steps <= t; a
+  generation task shifts its targets by one step.
+- grids: a causal encoder's output at (i, j) depends only on pixels strictly before (i, j) in
+  raster order, so it can predict pixel (i, j).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+Structure = Literal["sequence", "tree", "grid"]
+StateLayout = Literal["single", "bidirectional"]
+HeadKind = Literal["generation", "tagging", "classification", "regression"]
+Direction = Literal["min", "max"]
+
+
+# --------------------------------------------------------------------------- batch formats
+
+
+@dataclass
+class SequenceBatch:
+    """Padded sequences. `values` is (B, T) token ids or (B, T, F) features; `lengths` is (B,).
+
+    Steps at or beyond an item's length are padding and must not influence anything.
+    """
+
+    values: Tensor
+    lengths: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.values.shape[0]
+
+    def mask(self) -> Tensor:
+        """(B, T) bool, True on real steps."""
+        steps = torch.arange(self.values.shape[1], device=self.values.device)
+        return steps.unsqueeze(0) < self.lengths.to(self.values.device).unsqueeze(1)
+
+
+@dataclass
+class TreeBatch:
+    """A forest of binary trees flattened into one node list, ordered for level-wise batching.
+
+    `values`: (N,) token ids or (N, F) features (internal nodes carry id 0 / zeros).
+    `left`, `right`: (N,) child indices, -1 for leaves. Every child comes before its parent.
+    `height`: (N,) 0 for leaves, 1 + max child height otherwise: all nodes of one height can be
+    computed together in one matmul, in increasing height.
+    `roots`: (B,) index of each tree's root node. `tree_index`: (N,) the tree each node belongs to.
+    """
+
+    values: Tensor
+    left: Tensor
+    right: Tensor
+    height: Tensor
+    roots: Tensor
+    tree_index: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.roots.shape[0]
+
+
+@dataclass
+class GridBatch:
+    """Images as a (B, C, H, W) float tensor."""
+
+    values: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.values.shape[0]
+
+
+Inputs = SequenceBatch | TreeBatch | GridBatch
+
+
+@dataclass
+class Batch:
+    """What a task's data loader yields.
+
+    `targets`: what the head is trained on (padding positions hold `IGNORE_INDEX` for tokens).
+    `metric_mask`: optional bool mask of the positions that metrics count (default: all real
+    positions), e.g. only the recalled symbols of the copy task.
+    """
+
+    inputs: Inputs
+    targets: Tensor
+    metric_mask: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs.batch_size
+
+
+IGNORE_INDEX = -100
+
+
+# --------------------------------------------------------------------------- architectures
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an architecture can do.
+
+    causal: output at t sees only inputs <= t (see module docstring for grids).
+    structures: input structures the encoder reads, e.g. ("sequence",) or ("tree", "sequence")
+        for a tree network that builds a balanced tree over a plain sequence.
+    state_layout: "bidirectional" means `final` holds two directions, `output_size` = 2 x hidden.
+    carries_state: accepts a state and returns one to carry on (truncated BPTT, free running).
+    closed_form_readout: offers `Encoder.fit_readout` instead of gradient training of the head.
+    """
+
+    causal: bool
+    structures: tuple[Structure, ...]
+    state_layout: StateLayout = "single"
+    carries_state: bool = True
+    closed_form_readout: bool = False
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.state_layout == "bidirectional" else 1
+
+
+class EncoderOutput(NamedTuple):
+    """outputs: per-step (B, T, O) / per-node (N, O) / per-pixel (B, O, H, W).
+    final: (B, D, O // D), the last state of each of D directions (D = 2 when bidirectional).
+    state: whatever the encoder needs to continue from here (None if it cannot carry state).
+    """
+
+    outputs: Tensor
+    final: Tensor
+    state: Any
+
+
+class Encoder(nn.Module):
+    """An architecture's encoder: `forward(inputs, state=None) -> EncoderOutput`."""
+
+    output_size: int
+
+    def forward(self, inputs: Inputs, state: Any = None) -> EncoderOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Architecture:
+    """Base of every architecture plugin. Subclass, set the class attributes, implement `build`.
+
+    `Options` is a dataclass of the plugin's own typed hyper-parameters with defaults.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    capabilities: ClassVar[Capabilities]
+
+    @dataclass
+    class Options:
+        pass
+
+    def output_size(self, hidden_size: int) -> int:
+        return hidden_size * self.capabilities.directions
+
+    def build(self, input_size: int, hidden_size: int, options: Any) -> Encoder:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a task needs from an encoder."""
+
+    structure: Structure
+    causal: bool = False
+    carries_state: bool = False
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Token inputs get an embedding of `vocab_size`; feature inputs go in with `features`."""
+
+    vocab_size: int | None = None
+    features: int | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number to show beside ours."""
+
+    model: str
+    value: float
+    source: str
+    note: str = ""
+
+
+@dataclass
+class Splits:
+    """Iterables of `Batch` per split. `train` is re-iterated every epoch."""
+
+    train: Any
+    val: Any
+    test: Any
+
+
+class Task:
+    """Base of every task plugin. Subclass, set the class attributes, implement the methods.
+
+    Each split's metrics are the task's `metrics()` plus `loss`, the mean loss per supervised item
+    over the whole split (cross-entropy in nats, or squared error).
+    defaults: namespaced settings this task prefers, e.g. {"optim.lr": 1e-3, "trainer.max_steps": 500}.
+    presets: named sets of settings, e.g. {"quick": {"trainer.max_steps": 50}}.
+    carries_state: the runner carries the encoder state across consecutive batches (and detaches it).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    requirements: ClassVar[Requirements]
+    head_kind: ClassVar[HeadKind]
+    primary_metric: ClassVar[str]
+    direction: ClassVar[Direction]
+    defaults: ClassVar[dict[str, Any]] = {}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    carries_state: ClassVar[bool] = False
+
+    @dataclass
+    class Options:
+        pass
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    def input_spec(self) -> InputSpec:
+        raise NotImplementedError
+
+    def splits(self, batch_size: int, seed: int) -> Splits:
+        raise NotImplementedError
+
+    def build_head(self, encoder_output_size: int, embedding: nn.Embedding | None) -> "nn.Module":
+        """Return a `suite.heads.Head`; `embedding` is offered for weight tying."""
+        raise NotImplementedError
+
+    def metrics(self) -> "Any":
+        """A torchmetrics MetricCollection; the head updates it from its predictions."""
+        raise NotImplementedError
+
+    def references(self) -> tuple[Reference, ...]:
+        """Published numbers (and baselines) for the primary metric under these options."""
+        return ()
+
+
+@dataclass(frozen=True)
+class Compatibility:
+    ok: bool
+    reason: str = ""
+
+
+def compatibility(capabilities: Capabilities, requirements: Requirements) -> Compatibility:
+    """Whether an encoder with `capabilities` can serve a task with `requirements`, and why not."""
+    if requirements.structure not in capabilities.structures:
+        return Compatibility(False, f"reads {'/'.join(capabilities.structures)}, "
+                                    f"task gives {requirements.structure}")
+    if requirements.causal and not capabilities.causal:
+        return Compatibility(False, "not causal: it would see the future it must predict")
+    if requirements.carries_state and not capabilities.carries_state:
+        return Compatibility(False, "cannot carry state across batches")
+    return Compatibility(True)
+

@@ -1,0 +1,20 @@
+"""One exception type for every user-facing problem: its message names the problem and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BenchmarkError(Exception):
+    """A problem the user can fix; the CLI prints its message on one line and exits non-zero."""
+
+
+class DivergedError(BenchmarkError):
+    """The training loss became NaN or infinite."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ' Did you mean 'x'?' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""

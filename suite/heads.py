@@ -1,0 +1,102 @@
+"""Task heads: they turn encoder outputs into a loss and predictions.
+
+A head returns the loss *summed* over its supervised items together with their count, so the
+runner can apply the configured reduction (mean over items, or sum over steps and mean over the
+batch as Zaremba et al. 2014 do) in one place.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from suite.contracts import IGNORE_INDEX, Batch, EncoderOutput, SequenceBatch
+from suite.errors import BenchmarkError
+from suite.pooling import Pooling, pool
+
+
+class HeadOutput(NamedTuple):
+    loss_sum: Tensor
+    count: Tensor
+    predictions: Tensor
+
+
+class Head(nn.Module):
+    """`forward(encoded, batch) -> HeadOutput`; `update_metrics` feeds a MetricCollection."""
+
+    def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
+        metrics.update(predictions, batch.targets)
+
+
+class PerStepClassifier(Head):
+    """Logits at every step: next-token generation (targets already shifted) or tagging.
+
+    With `tied_embedding`, the output weights are the input embedding's (Press & Wolf 2017).
+    Metrics see the logits and targets of the positions in `batch.metric_mask` (default: all
+    non-padding positions), flattened to (N, classes) and (N,).
+    """
+
+    def __init__(self, output_size: int, num_classes: int,
+                 tied_embedding: nn.Embedding | None = None) -> None:
+        super().__init__()
+        self.linear = nn.Linear(output_size, num_classes)
+        if tied_embedding is not None:
+            if tied_embedding.embedding_dim != output_size:
+                raise BenchmarkError(
+                    f"weight tying needs the encoder output size ({output_size}) to equal the "
+                    f"embedding size ({tied_embedding.embedding_dim}): set "
+                    f"arch.embedding_size={output_size} or turn tying off")
+            self.linear.weight = tied_embedding.weight
+
+    def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
+        logits = self.linear(encoded.outputs)
+        targets = batch.targets
+        loss_sum = F.cross_entropy(logits.flatten(0, 1), targets.flatten(),
+                                   ignore_index=IGNORE_INDEX, reduction="sum")
+        count = (targets != IGNORE_INDEX).sum()
+        return HeadOutput(loss_sum, count, logits)
+
+    def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
+        mask = batch.metric_mask if batch.metric_mask is not None else batch.targets != IGNORE_INDEX
+        metrics.update(predictions[mask], batch.targets[mask])
+
+
+class PooledClassifier(Head):
+    """One label per item from the pooled encoder state (`suite.pooling`)."""
+
+    def __init__(self, output_size: int, num_classes: int, pooling: Pooling = "last") -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.linear = nn.Linear(output_size, num_classes)
+
+    def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
+        logits = self.linear(_summary(encoded, batch, self.pooling))
+        loss_sum = F.cross_entropy(logits, batch.targets, reduction="sum")
+        return HeadOutput(loss_sum, _count(batch), logits)
+
+
+class PooledRegressor(Head):
+    """A real-valued prediction per item from the pooled state, trained with squared error."""
+
+    def __init__(self, output_size: int, out_features: int = 1, pooling: Pooling = "last") -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.linear = nn.Linear(output_size, out_features)
+
+    def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
+        prediction = self.linear(_summary(encoded, batch, self.pooling)).squeeze(-1)
+        loss_sum = F.mse_loss(prediction, batch.targets, reduction="sum")
+        return HeadOutput(loss_sum, _count(batch), prediction)
+
+
+def _summary(encoded: EncoderOutput, batch: Batch, how: Pooling) -> Tensor:
+    if how != "last" and not isinstance(batch.inputs, SequenceBatch):
+        raise BenchmarkError(f"pooling '{how}' needs sequence inputs; use task.pooling=last")
+    return pool(encoded, batch.inputs, how)
+
+
+def _count(batch: Batch) -> Tensor:
+    return torch.tensor(batch.batch_size, device=batch.targets.device)

@@ -1,0 +1,87 @@
+"""Leaderboards from the results store: one table per task, best first.
+
+A row is one (architecture, configuration), where configuration is every setting but the seed;
+it shows the mean and standard deviation over seeds of the task's primary test metric.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+
+from suite.store import ResultStore
+
+BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time_s")
+
+
+def leaderboard_frames(store: ResultStore, task: str | None = None) -> dict[str, pd.DataFrame]:
+    """{task: table} over the completed runs of the store."""
+    runs = store.runs_frame()
+    runs = runs[runs.status == "completed"]
+    if task is not None:
+        runs = runs[runs.task == task]
+    return {name: _table(group) for name, group in runs.groupby("task", sort=True)}
+
+
+def _table(runs: pd.DataFrame) -> pd.DataFrame:
+    info = runs.task_info.iloc[-1]
+    primary, direction = info["primary_metric"], info["direction"]
+    column = f"test/{primary}"
+    runs = runs.assign(score=runs.metrics.map(lambda metrics: metrics.get(column)))
+    varying = _varying_settings(runs)
+    rows = []
+    for (architecture, _config_id), group in runs.groupby(["architecture", "config_id"], sort=False):
+        config = group.config.iloc[0]
+        rows.append({
+            "architecture": architecture,
+            "settings": " ".join(f"{key}={config[key]}" for key in varying if key in config) or "-",
+            f"{primary} (mean)": group.score.mean(),
+            "std": group.score.std(ddof=1) if len(group) > 1 else float("nan"),
+            "seeds": len(group),
+            "params": int(group.parameters.mean()),
+            "items/s": group.items_per_second.mean(),
+            "budget": _budget(config),
+        })
+    table = pd.DataFrame(rows)
+    return table.sort_values(f"{primary} (mean)", ascending=direction == "min").reset_index(drop=True)
+
+
+def _varying_settings(runs: pd.DataFrame) -> list[str]:
+    """Setting keys whose value differs between the task's configurations."""
+    configs = list(runs.config)
+    keys = sorted({key for config in configs for key in config})
+    return [key for key in keys if len({repr(config.get(key)) for config in configs}) > 1]
+
+
+def _budget(config: dict) -> str:
+    parts = [f"{key.split('.')[1].removeprefix('max_')}={config[key]}" for key in BUDGET_KEYS
+             if config.get(key) is not None]
+    return ", ".join(parts)
+
+
+def references(store: ResultStore, task: str) -> list[dict]:
+    """Published reference numbers recorded with the task's newest run."""
+    runs = store.runs_frame()
+    runs = runs[runs.task == task]
+    return [] if runs.empty else list(runs.task_info.iloc[-1].get("references", []))
+
+
+def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"] = "md") -> str:
+    """The leaderboard as Markdown (tables with their references) or CSV (one table)."""
+    frames = leaderboard_frames(store, task)
+    if not frames:
+        where = f" for task '{task}'" if task else ""
+        return f"No completed runs{where} in {store.path}: run `rnnbench sweep` or `rnnbench run` first.\n"
+    if fmt == "csv":
+        return pd.concat([frame.assign(task=name) for name, frame in frames.items()]).to_csv(index=False)
+    sections = []
+    for name, frame in frames.items():
+        text = f"## {name}\n\n" + frame.to_markdown(index=False, floatfmt=".4g") + "\n"
+        refs = references(store, name)
+        if refs:
+            text += "\nPublished / baseline:\n" + "".join(
+                f"- {ref['model']}: {ref['value']:.4g} ({ref['source']}){' - ' + ref['note'] if ref.get('note') else ''}\n"
+                for ref in refs)
+        sections.append(text)
+    return "\n".join(sections)

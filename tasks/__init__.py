@@ -1,0 +1,1 @@
+"""In-tree task plugins, one module per family, registered through entry points."""
