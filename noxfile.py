@@ -1,0 +1,60 @@
+"""Sessions: `nox -s tests` (fast suite), `nox -s slow`, `nox -s sweep` (the main job), `nox -s bench`.
+
+Every session installs the CPU build of torch 2.13.0 first (from the local wheel where there is
+one), then the project, so pip never pulls a multi-GB CUDA build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+TORCH = "torch==2.13.0"
+
+
+def _data_dir() -> str:
+    """RNNBENCH_DATA if set, else ../shared/data beside the checkout (where CI puts it)."""
+    return os.environ.get("RNNBENCH_DATA") or str((ROOT.parent / "shared" / "data").resolve())
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install(TORCH)
+    session.install("-e", f".{extras}")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The fast test suite (what CI runs)."""
+    _install(session, "[test]")
+    session.run("pytest", "-q", *session.posargs, env={"RNNBENCH_DATA": _data_dir(), "WANDB_MODE": "offline"})
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Long tests: real training to published-quality numbers."""
+    _install(session, "[test]")
+    session.run("pytest", "-q", "-m", "slow", *session.posargs,
+                env={"RNNBENCH_DATA": _data_dir(), "WANDB_MODE": "offline"})
+
+
+@nox.session
+def sweep(session: nox.Session) -> None:
+    """The main job: a quick sweep of every architecture over the generated tasks, then the leaderboard."""
+    _install(session)
+    store = str(ROOT / "runs" / "quick.sqlite")
+    session.run("rnnbench", "sweep", "--tasks", "copy,adding", "--preset", "quick", "--seeds", "2",
+                "--store", store, "--leaderboard", *session.posargs,
+                env={"RNNBENCH_DATA": _data_dir()})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput of the runner beside bare PyTorch loops, printed as ratios."""
+    _install(session)
+    session.run("python", "-m", "benchmarks", *session.posargs, env={"RNNBENCH_DATA": _data_dir()})
