@@ -1,12 +1,14 @@
-"""The `rnnbench` command line: list, run, sweep, leaderboard."""
+"""The `rnnbench` command line: list, run, sweep, leaderboard, data, sample, diagnose."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import itertools
 import os
+import signal
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from suite.errors import BenchmarkError
@@ -68,7 +70,8 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
 
     width = max(len(name) for name in architectures) + 2
     lines = ["architecture x task: ok, or the reason the pair cannot run", ""]
-    header = " " * width + "".join(f"{name:<12}" for name in tasks)
+    columns = {name: max(len(name) + 2, 12) for name in tasks}
+    header = " " * width + "".join(f"{name:<{columns[name]}}" for name in tasks)
     lines.append(header)
     reasons = []
     for arch_name, arch in architectures.items():
@@ -76,10 +79,10 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
         for task_name, task in tasks.items():
             verdict = pair_compatibility(arch, task)
             if verdict.ok:
-                cells.append(f"{'ok':<12}")
+                cells.append(f"{'ok':<{columns[task_name]}}")
             else:
                 reasons.append(f"  [{len(reasons) + 1}] {arch_name} x {task_name}: {verdict.reason}")
-                cells.append(f"{'-- [' + str(len(reasons)) + ']':<12}")
+                cells.append(f"{'-- [' + str(len(reasons)) + ']':<{columns[task_name]}}")
         lines.append(f"{arch_name:<{width}}" + "".join(cells))
     if reasons:
         lines += ["", "Incompatible:"] + reasons
@@ -104,18 +107,129 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from suite.store import ResultStore
     from suite.sweep import plan, sweep
 
-    overrides = _overrides(args)
     seeds = list(range(args.seeds))
-    planned = plan(_csv(args.architectures), _csv(args.tasks), seeds, overrides, args.preset)
+    variants = [{**_overrides(args), **variant} for variant in _variants(args.vary or [])]
+    plans = [(overrides, plan(_csv(args.architectures), _csv(args.tasks), seeds, overrides, args.preset))
+             for overrides in variants]
     store = ResultStore(_store_path(args))
-    print(f"sweep: {len(planned)} runs ({len(seeds)} seed(s) each) into {store.path}")
-    outcomes = sweep(planned, overrides, args.preset, store, progress=not args.no_progress)
+    print(f"sweep: {sum(len(planned) for _, planned in plans)} runs ({len(seeds)} seed(s) each) "
+          f"into {store.path}")
+    outcomes = Counter()
+    for overrides, planned in plans:
+        outcomes += sweep(planned, overrides, args.preset, store, progress=not args.no_progress)
     print("sweep done: " + ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items())))
     if args.leaderboard:
         from suite.leaderboard import render
         print()
         print(render(store, fmt="md"))
     return 1 if outcomes.get("failed") or outcomes.get("interrupted") else 0
+
+
+def _variants(items: list[str]) -> list[dict[str, str]]:
+    """['task.length=50,100', 'arch.hidden_size=32,64'] -> the 4 combinations as override dicts."""
+    from suite.config import parse_assignments
+
+    axes = [(key, _csv(values) or []) for key, values in parse_assignments(items).items()]
+    for key, values in axes:
+        if not values:
+            raise BenchmarkError(f"--vary {key}= lists no values: write --vary {key}=50,100,200")
+    return [dict(zip([key for key, _ in axes], combination))
+            for combination in itertools.product(*(values for _, values in axes))]
+
+
+def cmd_data_status(args: argparse.Namespace) -> int:
+    from suite import data
+
+    reports = data.statuses(args.datasets or None)
+    print(f"data directory: {data.data_dir()} (set ${data.DATA_ENV} or --data-dir to change it)")
+    width = max(len(report.dataset.name) for report in reports)
+    for report in reports:
+        print(f"  {report.dataset.name:<{width}}  {report.state:<8} {report.describe()}")
+    return 0 if all(report.state == "present" for report in reports) else 1
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from suite import data
+
+    for name in args.datasets:
+        report = data.fetch(name, progress=not args.no_progress)
+        print(f"{name}: {report.state} in {report.folder} ({report.describe()})")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from suite.sampling import load_run, sample
+    from suite.store import ResultStore
+
+    path = _store_path(args)
+    if not path.exists():
+        raise BenchmarkError(f"no results store at {path}: pass the --store that holds run {args.run_id}")
+    record = ResultStore(path).get(args.run_id)
+    if record is not None and _draws_images(record.task):
+        return _sample_images(args, ResultStore(path))
+    loaded = load_run(ResultStore(path), args.run_id)
+    prime = loaded.task.encode(args.prime)
+    generator = torch.Generator().manual_seed(args.seed)
+    drawn = sample(loaded.model, prime, args.length, args.temperature, generator)
+    print(loaded.task.decode(torch.cat([prime, drawn])))
+    return 0
+
+
+def _draws_images(task_name: str) -> bool:
+    """Whether the task draws its own samples (`Task.sample`: images), rather than text."""
+    from suite import registry
+    from suite.contracts import Task
+
+    return registry.get_task(task_name).sample is not Task.sample
+
+
+def _sample_images(args: argparse.Namespace, store) -> int:
+    import torch
+
+    from suite.plots import write_image_grid
+    from suite.runner import load_trained
+
+    if args.count <= 0:
+        raise BenchmarkError(f"--count must be positive, got {args.count}")
+    trained = load_trained(store, args.run_id)
+    images = trained.task.sample(trained.model, args.count, torch.Generator().manual_seed(args.seed))
+    output = Path(args.output or store.path.parent / "samples" / f"{args.run_id}.png")
+    write_image_grid(images, output)
+    print(f"{args.count} samples of run {args.run_id} ({trained.task.name}) written to {output}")
+    return 0
+
+
+def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
+    from suite.diagnostics import decay_per_step, diagnose_gradients, stored_gradient_flow
+    from suite.plots import plot_gradient_flow
+    from suite.store import ResultStore
+
+    store = ResultStore(_store_path(args))
+    flows = []
+    for architecture in _csv(args.architectures) or []:
+        measured = diagnose_gradients(architecture, args.task, _overrides(args), preset=args.preset,
+                                      seed=args.seed, store=store, progress=not args.no_progress)
+        flows.append(stored_gradient_flow(store, measured.run_id, architecture, args.task))
+    if not flows:
+        raise BenchmarkError("name at least one architecture, e.g. `rnnbench diagnose gradients "
+                             "rnn,lstm copy`")
+    distances = [d for d in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500) if d < flows[0].init.shape[0]]
+    print(f"||dL_T/dx_t|| by distance T - t on {args.task} (mean over a test batch):")
+    print(f"  {'architecture':<14}{'phase':<9}" + "".join(f"{'d=' + str(d):>10}" for d in distances)
+          + f"{'per step':>10}")
+    for flow in flows:
+        for phase in ("init", "trained"):
+            norms = getattr(flow, phase)
+            print(f"  {flow.architecture:<14}{phase:<9}" + "".join(f"{norms[d].item():>10.2e}" for d in distances)
+                  + f"{decay_per_step(norms):>10.3f}")
+    settings = " ".join(f"{key}={value}" for key, value in _overrides(args).items())
+    output = args.output or store.path.parent / "plots" / f"gradients-{args.task}.png"
+    title = f"Gradient flow on {args.task}" + (f" ({settings})" if settings else "")
+    print(f"plot written to {plot_gradient_flow(flows, title, output)}; curves stored with runs "
+          + ", ".join(flow.run_id for flow in flows))
+    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -140,6 +254,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnbench", description=__doc__)
+    parser.add_argument("--data-dir", help="the real datasets' directory (default $RNNBENCH_DATA, "
+                                           "else ~/.cache/rnnbench/data)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="registered architectures and tasks")
@@ -168,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--tasks", help="comma-separated (default: all)")
     many.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...)")
     many.add_argument("--leaderboard", action="store_true", help="print the leaderboard afterwards")
+    many.add_argument("--vary", action="append", metavar="KEY=V1,V2,...",
+                      help="run every value of a setting, e.g. task.length=50,100,200,500 "
+                           "(repeat for a grid)")
     add_run_options(many)
     many.set_defaults(handler=cmd_sweep)
 
@@ -177,28 +296,71 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--output", help="write to this file instead of printing")
     board.add_argument("--store")
     board.set_defaults(handler=cmd_leaderboard)
+
+    datasets = commands.add_parser("data", help="the real datasets: status, fetch")
+    data_commands = datasets.add_subparsers(dest="data_command", required=True)
+    data_status = data_commands.add_parser("status", help="each dataset: present, missing or corrupt")
+    data_status.add_argument("datasets", nargs="*", help="dataset names (default: all)")
+    data_status.set_defaults(handler=cmd_data_status)
+    data_fetch = data_commands.add_parser("fetch", help="download and verify datasets")
+    data_fetch.add_argument("datasets", nargs="+", help="dataset names, e.g. ptb")
+    data_fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    data_fetch.set_defaults(handler=cmd_data_fetch)
+
+    sampler = commands.add_parser("sample", help="generate text from a trained language model, or "
+                                                 "a PNG grid of images from an image-density model")
+    sampler.add_argument("run_id", help="the run id printed by `rnnbench run`")
+    sampler.add_argument("--prime", default="<eos>", help="text to start from (default: a sentence start)")
+    sampler.add_argument("--length", type=int, default=50, help="words to generate")
+    sampler.add_argument("--temperature", type=float, default=1.0)
+    sampler.add_argument("--seed", type=int, default=0)
+    sampler.add_argument("--store")
+    sampler.add_argument("--count", type=int, default=16, help="images to draw (image tasks)")
+    sampler.add_argument("--output", help="PNG file for images (default: samples/RUN_ID.png beside the store)")
+    sampler.set_defaults(handler=cmd_sample)
+
+    diagnose = commands.add_parser("diagnose", help="diagnostics measured on trained runs")
+    diagnostics = diagnose.add_subparsers(dest="diagnostic", required=True)
+    gradients = diagnostics.add_parser(
+        "gradients", help="||dL_T/dx_t|| against the distance T - t, at initialisation and after "
+                          "training (trains the run first if the store lacks it), stored and plotted")
+    gradients.add_argument("architectures", help="comma-separated, one curve each, e.g. rnn,lstm")
+    gradients.add_argument("task")
+    gradients.add_argument("--seed", type=int, default=0)
+    gradients.add_argument("--output", help="PNG file (default: plots/gradients-TASK.png beside the store)")
+    add_run_options(gradients)
+    gradients.set_defaults(handler=cmd_diagnose_gradients)
     return parser
 
 
 def _quiet() -> None:
-    """Keep Lightning's banners and tips out of the benchmark's output."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    """Keep library deprecation chatter out of the benchmark's output."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
+def _interrupt_on_sigterm() -> None:
+    """A killed run (SIGTERM) is recorded as interrupted, like Ctrl-C, instead of vanishing."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.data_dir:  # through the environment, so that a sweep's run processes see it too
+        os.environ["RNNBENCH_DATA"] = str(Path(args.data_dir).expanduser().resolve())
     _quiet()
+    _interrupt_on_sigterm()
     try:
         return args.handler(args)
     except BenchmarkError as error:
         print(f"rnnbench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rnnbench: interrupted; the run is recorded as interrupted and can be run again",
+        print("rnnbench: interrupted; the run is recorded as interrupted, and running it again "
+              "resumes from its last checkpoint",
               file=sys.stderr)
         return 130
 

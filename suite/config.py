@@ -43,9 +43,12 @@ class OptimSettings:
     loss_reduction: token_mean (mean over supervised items) or sequence_sum (sum over the steps of
         a sequence, mean over the batch: Zaremba et al. 2014).
     init_scale: if set, every weight is drawn from U(-init_scale, init_scale).
+    optimizer: sgd, adam, adamw; or ridge, the closed-form ridge-regression readout of an
+        architecture that offers one (e.g. esn) on a regression task: one pass over the training
+        split, no gradient steps (`suite.runner.fit_closed_form_readout`).
     """
 
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    optimizer: Literal["sgd", "adam", "adamw", "ridge"] = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.0

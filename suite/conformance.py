@@ -252,6 +252,38 @@ def balanced_trees(leaf_counts: list[int], seed: int = 1) -> TreeBatch:
                      tree_index=torch.tensor([tree_index[n] for n in order]))
 
 
+def random_trees(leaf_counts: list[int], seed: int = 1, features: int = FEATURES) -> TreeBatch:
+    """A forest of random binary trees (every span split at a uniformly drawn point, so shapes
+    range from balanced to chains, like parse trees) over random leaf features, in TreeBatch order."""
+    generator = _generator(seed)
+    left: list[int] = []
+    right: list[int] = []
+    height: list[int] = []
+    tree_index: list[int] = []
+
+    def build(leaves: int, tree: int) -> int:
+        if leaves == 1:
+            children = (-1, -1)
+        else:
+            split = int(torch.randint(1, leaves, (1,), generator=generator))
+            children = (build(split, tree), build(leaves - split, tree))
+        left.append(children[0]), right.append(children[1]), tree_index.append(tree)
+        height.append(0 if leaves == 1 else 1 + max(height[children[0]], height[children[1]]))
+        return len(left) - 1
+
+    roots = [build(count, tree) for tree, count in enumerate(leaf_counts)]
+    order = sorted(range(len(left)), key=lambda node: height[node])
+    position = {node: rank for rank, node in enumerate(order)}
+    values = torch.randn(len(left), features, generator=generator)
+    values[torch.tensor([height[node] > 0 for node in order])] = 0.0
+    return TreeBatch(values=values,
+                     left=torch.tensor([position[left[n]] if left[n] >= 0 else -1 for n in order]),
+                     right=torch.tensor([position[right[n]] if right[n] >= 0 else -1 for n in order]),
+                     height=torch.tensor([height[n] for n in order]),
+                     roots=torch.tensor([position[r] for r in roots]),
+                     tree_index=torch.tensor([tree_index[n] for n in order]))
+
+
 def tree_checks(architecture: Architecture, options: Any = None) -> list[Check]:
     declared = architecture.output_size(HIDDEN)
 

@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from suite.errors import BenchmarkError
+
 Structure = Literal["sequence", "tree", "grid"]
 StateLayout = Literal["single", "bidirectional"]
 HeadKind = Literal["generation", "tagging", "classification", "regression"]
@@ -219,6 +221,8 @@ class Task:
     defaults: namespaced settings this task prefers, e.g. {"optim.lr": 1e-3, "trainer.max_steps": 500}.
     presets: named sets of settings, e.g. {"quick": {"trainer.max_steps": 50}}.
     carries_state: the runner carries the encoder state across consecutive batches (and detaches it).
+    curve_setting: a setting the primary metric is studied as a function of (e.g. "task.length"
+        for the probes): the leaderboard then adds a table with one column per value of it.
     """
 
     name: ClassVar[str]
@@ -230,6 +234,7 @@ class Task:
     defaults: ClassVar[dict[str, Any]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     carries_state: ClassVar[bool] = False
+    curve_setting: ClassVar[str | None] = None
 
     @dataclass
     class Options:
@@ -255,6 +260,20 @@ class Task:
     def references(self) -> tuple[Reference, ...]:
         """Published numbers (and baselines) for the primary metric under these options."""
         return ()
+
+    def evaluate_model(self, model: nn.Module, split: Literal["val", "test"]) -> dict[str, float]:
+        """Metrics computed from the whole model rather than batch by batch, e.g. free-running
+        prediction that feeds the model's outputs back as inputs. The runner calls it after every
+        validation and test pass (model in eval mode, no gradients) and records each value as
+        `{split}/{name}`. `model` is the composed model: `model.embed`, `model.encoder`,
+        `model.head`. Default: none."""
+        return {}
+
+    def sample(self, model: nn.Module, count: int, generator: torch.Generator) -> Tensor:
+        """Draw `count` examples from a trained generative model, as images (count, C, H, W) with
+        values in [0, 1] (`rnnbench sample` writes them as a PNG grid). Default: not generative."""
+        raise BenchmarkError(f"task '{self.name}' does not draw samples: `rnnbench sample` needs "
+                             f"a generative image task such as binarized_fmnist")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,70 @@ class PooledRegressor(Head):
         return HeadOutput(loss_sum, _count(batch), prediction)
 
 
+class PerStepRegressor(Head):
+    """A real-valued vector at every step, `predict(outputs)` = W h_t + b, trained with squared
+    error: time-series prediction (targets (B, T, F) already shifted to the next step).
+
+    loss_sum sums the squared error over real steps and features and count is their number, so
+    the mean loss is the MSE. Metrics see the (N, F) predictions and targets of the positions in
+    `batch.metric_mask` (default: all real steps). `linear` is the readout an architecture with a
+    closed-form readout fits in place of gradient training.
+    """
+
+    def __init__(self, output_size: int, out_features: int = 1) -> None:
+        super().__init__()
+        self.linear = nn.Linear(output_size, out_features)
+
+    def predict(self, outputs: Tensor) -> Tensor:
+        """(B, T, O) per-step encoder outputs -> (B, T, F) predictions."""
+        return self.linear(outputs)
+
+    def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
+        prediction = self.predict(encoded.outputs)
+        real = _real_steps(batch).unsqueeze(-1).to(prediction.dtype)
+        loss_sum = (((prediction - batch.targets) ** 2) * real).sum()
+        count = real.sum() * prediction.shape[-1]
+        return HeadOutput(loss_sum, count, prediction)
+
+    def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
+        mask = batch.metric_mask if batch.metric_mask is not None else _real_steps(batch)
+        metrics.update(predictions[mask], batch.targets[mask])
+
+
+class PerPixelBernoulli(Head):
+    """Density of binary images: p(x) = prod_ij Bernoulli(x_ij | sigmoid(l_ij)), with the logit
+    l_ij a 1x1 convolution of the encoder's output at (i, j), which a causal grid encoder computes
+    from the pixels strictly before (i, j) in raster order (van den Oord, Kalchbrenner &
+    Kavukcuoglu 2016, "Pixel Recurrent Neural Networks", eq. 1).
+
+    loss_sum is the negative log-likelihood in nats summed over the batch and count is the number
+    of images, so the mean loss is nats per image. Predictions are the (B, C, H, W) logits.
+    """
+
+    def __init__(self, output_size: int, channels: int = 1) -> None:
+        super().__init__()
+        self.logits = nn.Conv2d(output_size, channels, kernel_size=1)
+
+    def predict(self, outputs: Tensor) -> Tensor:
+        """(B, O, H, W) per-pixel encoder outputs -> (B, C, H, W) Bernoulli logits."""
+        if outputs.dim() != 4:
+            raise BenchmarkError(f"PerPixelBernoulli needs per-pixel outputs (B, O, H, W), got "
+                                 f"shape {tuple(outputs.shape)}: use a grid encoder")
+        return self.logits(outputs)
+
+    def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
+        logits = self.predict(encoded.outputs)
+        loss_sum = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="sum")
+        return HeadOutput(loss_sum, _count(batch), logits)
+
+
+def _real_steps(batch: Batch) -> Tensor:
+    """(B, T) bool: the non-padding steps of a sequence batch."""
+    if not isinstance(batch.inputs, SequenceBatch):
+        raise BenchmarkError("a per-step head needs sequence inputs")
+    return batch.inputs.mask()
+
+
 def _summary(encoded: EncoderOutput, batch: Batch, how: Pooling) -> Tensor:
     if how != "last" and not isinstance(batch.inputs, SequenceBatch):
         raise BenchmarkError(f"pooling '{how}' needs sequence inputs; use task.pooling=last")

@@ -47,6 +47,27 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(f"{primary} (mean)", ascending=direction == "min").reset_index(drop=True)
 
 
+def curve_frame(runs: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """The primary test metric (mean over seeds) with one column per value of `setting`, one row
+    per architecture and combination of the other varying settings: e.g. copy accuracy as a
+    function of the sequence length."""
+    info = runs.task_info.iloc[-1]
+    column = f"test/{info['primary_metric']}"
+    shown_in_budget = (*BUDGET_KEYS, "trainer.batch_size")
+    others = [key for key in _varying_settings(runs) if key != setting and key not in shown_in_budget]
+    label = setting.split(".", 1)[-1]
+    runs = runs.assign(
+        score=runs.metrics.map(lambda metrics: metrics.get(column)),
+        value=runs.config.map(lambda config: config.get(setting)),
+        settings=runs.config.map(lambda config: " ".join(
+            f"{key}={config.get(key)}" for key in others) or "-"),
+        budget=runs.config.map(_budget))
+    table = runs.pivot_table(index=["architecture", "settings", "budget"], columns="value",
+                             values="score", aggfunc="mean")
+    table.columns = [f"{label}={value}" for value in table.columns]
+    return table.reset_index()[["architecture", "settings", *table.columns, "budget"]]
+
+
 def _varying_settings(runs: pd.DataFrame) -> list[str]:
     """Setting keys whose value differs between the task's configurations."""
     configs = list(runs.config)
@@ -57,6 +78,8 @@ def _varying_settings(runs: pd.DataFrame) -> list[str]:
 def _budget(config: dict) -> str:
     parts = [f"{key.split('.')[1].removeprefix('max_')}={config[key]}" for key in BUDGET_KEYS
              if config.get(key) is not None]
+    if config.get("trainer.batch_size") is not None:
+        parts.append(f"batch={config['trainer.batch_size']}")
     return ", ".join(parts)
 
 
@@ -65,6 +88,17 @@ def references(store: ResultStore, task: str) -> list[dict]:
     runs = store.runs_frame()
     runs = runs[runs.task == task]
     return [] if runs.empty else list(runs.task_info.iloc[-1].get("references", []))
+
+
+def _curve_section(store: ResultStore, task: str) -> str:
+    runs = store.runs_frame()
+    runs = runs[(runs.status == "completed") & (runs.task == task)]
+    info = runs.task_info.iloc[-1]
+    setting = info.get("curve_setting")
+    if not setting:
+        return ""
+    return (f"\nTest {info['primary_metric']} by {setting} (mean over seeds):\n\n"
+            + curve_frame(runs, setting).to_markdown(index=False, floatfmt=".4g") + "\n")
 
 
 def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"] = "md") -> str:
@@ -78,6 +112,7 @@ def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"
     sections = []
     for name, frame in frames.items():
         text = f"## {name}\n\n" + frame.to_markdown(index=False, floatfmt=".4g") + "\n"
+        text += _curve_section(store, name)
         refs = references(store, name)
         if refs:
             text += "\nPublished / baseline:\n" + "".join(

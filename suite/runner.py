@@ -8,6 +8,7 @@ recorded with its status; nothing already measured is lost.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import platform
@@ -26,20 +27,26 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from suite import registry
 from suite.config import RunConfig, config_hash, resolve
-from suite.contracts import Architecture, Batch, Task
+from suite.contracts import Architecture, Batch, SequenceBatch, Task
 from suite.errors import BenchmarkError, DivergedError
 from suite.model import BenchmarkModel, build_model, count_parameters, hidden_size_for_budget
+from suite.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
 from suite.store import ResultStore
 
 NAN_CHECK_EVERY = 25
 
+# Lightning's info banners (GPU available..., tips) would drown the benchmark's own output.
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
-def _detach(state: Any) -> Any:
+
+def detach_state(state: Any) -> Any:
+    """The carried state cut from the graph (truncated BPTT)."""
     if state is None:
         return None
     if isinstance(state, torch.Tensor):
         return state.detach()
-    return type(state)(_detach(part) for part in state)
+    return type(state)(detach_state(part) for part in state)
 
 
 class BenchmarkModule(pl.LightningModule):
@@ -67,7 +74,7 @@ class BenchmarkModule(pl.LightningModule):
         state = self._carried if self.task.carries_state else None
         output, encoded = self.model(batch, state)
         if self.task.carries_state:
-            self._carried = _detach(encoded.state)
+            self._carried = detach_state(encoded.state)
         return output
 
     # ---- training
@@ -102,6 +109,8 @@ class BenchmarkModule(pl.LightningModule):
     def _evaluation_end(self, split: str) -> None:
         values = {name: value.float() for name, value in self.split_metrics[split].compute().items()}
         values[f"{split}/loss"] = (self._loss_sum / self._loss_count.clamp(min=1)).float()
+        for name, value in self.task.evaluate_model(self.model, split).items():
+            values[f"{split}/{name}"] = torch.tensor(float(value))
         self.split_metrics[split].reset()
         self.log_dict(values, prog_bar=split == "val")
 
@@ -152,28 +161,76 @@ class BenchmarkModule(pl.LightningModule):
 
 
 class RecordProgress(Callback):
-    """After every validation: write the round's metrics to the store's history, and time the
-    training steps (validation excluded) for the throughput figure."""
+    """After every validation: write the round's metrics to the store's history. Also time
+    training for the throughput figure: wall time between consecutive training batches, so data
+    loading and the loop's own overhead count, and validation does not."""
 
     def __init__(self, store: ResultStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.rounds = 0
         self.train_seconds = 0.0
-        self._started = 0.0
+        self._since = time.perf_counter()
 
-    def on_train_batch_start(self, trainer, module, batch, batch_index) -> None:
-        self._started = time.perf_counter()
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._since = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
-        self.train_seconds += time.perf_counter() - self._started
+        now = time.perf_counter()
+        self.train_seconds += now - self._since
+        self._since = now
 
     def on_validation_end(self, trainer, module) -> None:
+        self._since = time.perf_counter()
         if trainer.sanity_checking:
             return
         values = {name: float(value) for name, value in trainer.callback_metrics.items()
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
         self.store.add_history(self.run_id, self.rounds, trainer.global_step, values)
         self.rounds += 1
+
+
+def fit_closed_form_readout(module: BenchmarkModule, train: Any, recorder: RecordProgress) -> None:
+    """optim.optimizer=ridge: one pass over the training split without gradients, feeding the
+    inputs of the head's linear readout (`head.linear`) and the targets to the encoder's
+    `fit_readout`, which sets the readout in closed form. Rows are the supervised items: those of
+    `batch.metric_mask` if the task gives one, else the real steps of per-step sequence targets,
+    else one per item."""
+    model = module.model
+    readout = getattr(model.head, "linear", None)
+    if not isinstance(readout, torch.nn.Linear):
+        raise BenchmarkError("optim.optimizer=ridge needs a head whose readout is a linear layer "
+                             "named `linear` (as suite.heads.PooledRegressor): use adam instead")
+    captured: list[torch.Tensor] = []
+
+    def pairs():
+        for batch in train:
+            captured.clear()
+            output = module._step(batch)
+            features = captured[0].reshape(-1, readout.in_features)
+            targets = batch.targets.reshape(features.shape[0], -1)
+            rows = batch.metric_mask
+            if rows is None and isinstance(batch.inputs, SequenceBatch):
+                rows = batch.inputs.mask()  # per-step targets: the real steps
+                rows = rows if rows.numel() == features.shape[0] else None
+            if rows is not None:
+                if rows.numel() != features.shape[0]:
+                    raise BenchmarkError(f"optim.optimizer=ridge: the task's metric_mask has "
+                                         f"{rows.numel()} entries for {features.shape[0]} readout "
+                                         f"rows; it must mark the supervised items")
+                rows = rows.reshape(-1).to(features.device)
+                features, targets = features[rows], targets[rows]
+            module.items_trained = module.items_trained + output.count.cpu()
+            yield features, targets
+
+    hook = readout.register_forward_hook(lambda layer, args, output: captured.append(args[0]))
+    started = time.perf_counter()
+    model.eval()
+    try:
+        with torch.no_grad():
+            model.encoder.fit_readout(pairs(), readout)
+    finally:
+        hook.remove()
+    recorder.train_seconds += time.perf_counter() - started
 
 
 @dataclass
@@ -229,8 +286,60 @@ def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | 
         raise BenchmarkError(f"'{architecture_name}' cannot run '{task_name}': {verdict.reason}. "
                              f"See `rnnbench list --matrix` for the compatible pairs.")
     config = resolve(architecture, task, overrides, preset)
+    if config.optim.optimizer == "ridge":
+        if not architecture.capabilities.closed_form_readout:
+            raise BenchmarkError(f"optim.optimizer=ridge needs an architecture with a closed-form "
+                                 f"readout (e.g. esn); '{architecture_name}' has none: use adam, "
+                                 f"adamw or sgd")
+        if task.head_kind != "regression":
+            raise BenchmarkError(f"optim.optimizer=ridge fits a squared-error readout, but "
+                                 f"'{task_name}' is a {task.head_kind} task: use adam, adamw or sgd")
     run_id, config_id = run_identity(architecture, task, config, seed)
     return architecture, task, config, run_id, config_id
+
+
+def initial_model(architecture: Architecture, task: Task, config: RunConfig,
+                  seed: int) -> tuple[BenchmarkModel, int]:
+    """(model, hidden size) exactly as a run with this seed starts training: seeded, sized to the
+    parameter budget if there is one, and initialised."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    hidden_size = (hidden_size_for_budget(architecture, task, config, config.model.params)
+                   if config.model.params else config.model.hidden_size)
+    model = build_model(architecture, task, config, hidden_size)
+    if config.optim.init_scale is not None:
+        for parameter in model.parameters():
+            torch.nn.init.uniform_(parameter, -config.optim.init_scale, config.optim.init_scale)
+    return model, hidden_size
+
+
+@dataclass
+class TrainedModel:
+    run_id: str
+    task: Task
+    config: RunConfig
+    model: BenchmarkModel
+
+
+def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
+    """The model of a completed run at its best validation checkpoint (what its test metrics
+    measured), rebuilt from its recorded settings; a BenchmarkError if there is no such run."""
+    record = store.get(run_id)
+    checkpoint = store.path.parent / "checkpoints" / run_id / "best.ckpt"
+    if record is None or record.status != "completed" or not checkpoint.exists():
+        state = "never run" if record is None else record.status
+        raise BenchmarkError(f"run {run_id} has no completed training with a checkpoint in "
+                             f"{store.path} ({state}): train it first with `rnnbench run`, or pass "
+                             f"the --store that holds it")
+    architecture_cls, task_cls, config, *_ = prepare(record.architecture, record.task, record.config,
+                                                    seed=record.seed)
+    task = task_cls(config.task_options)
+    model, _ = initial_model(architecture_cls(), task, config, record.seed)
+    # our own checkpoint, written by the runner: it holds Lightning's loop state besides tensors
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    model.load_state_dict({name.removeprefix("model."): value for name, value in saved.items()
+                           if name.startswith("model.")})
+    return TrainedModel(run_id, task, config, model.eval())
 
 
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
@@ -244,32 +353,30 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     store.mark_stale_runs()
     architecture, task = architecture_cls(), task_cls(config.task_options)
 
-    pl.seed_everything(seed, workers=True, verbose=False)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    hidden_size = (hidden_size_for_budget(architecture, task, config, config.model.params)
-                   if config.model.params else config.model.hidden_size)
-    model = build_model(architecture, task, config, hidden_size)
-    if config.optim.init_scale is not None:
-        for parameter in model.parameters():
-            torch.nn.init.uniform_(parameter, -config.optim.init_scale, config.optim.init_scale)
+    model, hidden_size = initial_model(architecture, task, config, seed)
     splits = task.splits(config.trainer.batch_size, seed)
     module = BenchmarkModule(model, task, config, steps_per_epoch=len(splits.train))
     parameters = count_parameters(model)
+    checkpoint_dir = store.path.parent / "checkpoints" / run_id
+    resume_from = resume_checkpoint(checkpoint_dir, store.status_of(run_id))
+    train_batches = ResumableBatches(splits.train)
 
     task_info = {"primary_metric": task.primary_metric, "direction": task.direction,
-                 "head": task.head_kind,
+                 "head": task.head_kind, "curve_setting": task.curve_setting,
                  "references": [ref.__dict__ for ref in task.references()]}
     store.start_run(run_id=run_id, config_id=config_id, architecture=architecture_name,
                     task=task_name, architecture_version=architecture.version,
                     task_version=task.version, seed=seed, preset=preset, config=config.flat(),
-                    task_info=task_info)
+                    task_info=task_info, keep_history=resume_from is not None)
 
-    checkpoint_dir = store.path.parent / "checkpoints" / run_id
     monitor = f"val/{task.primary_metric}"
     checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=monitor, mode=task.direction,
-                                 save_top_k=1, save_last=True, filename="best")
+                                 save_top_k=1, save_last=True, filename="best",
+                                 enable_version_counter=False)
     recorder = RecordProgress(store, run_id)
-    callbacks: list[Callback] = [checkpoint, recorder]
+    if resume_from is not None:
+        recorder.rounds = len({epoch for epoch, *_ in store.history(run_id)})
+    callbacks: list[Callback] = [checkpoint, recorder, SaveResumePoint(train_batches, checkpoint_dir)]
     if config.trainer.early_stopping:
         callbacks.append(EarlyStopping(monitor=monitor, mode=task.direction,
                                        patience=config.trainer.patience, check_finite=False))
@@ -283,19 +390,29 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
 
     started = time.perf_counter()
     try:
-        trainer.fit(module, train_dataloaders=splits.train, val_dataloaders=splits.val)
-        if trainer.interrupted:
-            raise KeyboardInterrupt
+        if config.optim.optimizer == "ridge":
+            fit_closed_form_readout(module, splits.train, recorder)
+            trainer.validate(module, dataloaders=splits.val, verbose=False)
+        else:
+            trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=splits.val,
+                        ckpt_path=resume_from)
+            if trainer.interrupted:
+                raise KeyboardInterrupt
+        validation = _metrics(trainer)  # the last validation round; test replaces callback_metrics
         best = checkpoint.best_model_path or None
         trainer.test(module, dataloaders=splits.test, ckpt_path=best, verbose=False)
     except BaseException as error:
-        status = {DivergedError: "diverged", KeyboardInterrupt: "interrupted"}.get(type(error), "failed")
+        # Lightning turns Ctrl-C into a graceful shutdown followed by SystemExit
+        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+        status = "diverged" if isinstance(error, DivergedError) else "interrupted" if interrupted else "failed"
         store.finish_run(run_id, status, error=f"{type(error).__name__}: {error}",
                          metrics=_metrics(trainer), parameters=parameters, hidden_size=hidden_size,
                          wall_time_s=time.perf_counter() - started, environment=environment())
+        if interrupted:
+            raise KeyboardInterrupt from None
         raise
     wall_time = time.perf_counter() - started
-    metrics = _metrics(trainer, checkpoint)
+    metrics = {**validation, **_metrics(trainer, checkpoint)}
     throughput = float(module.items_trained) / max(recorder.train_seconds, 1e-9)
     store.finish_run(run_id, "completed", metrics=metrics, parameters=parameters,
                      hidden_size=hidden_size, items_per_second=throughput, wall_time_s=wall_time,

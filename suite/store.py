@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS history (
     value REAL NOT NULL,
     PRIMARY KEY (run_id, epoch, name)
 );
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    x REAL NOT NULL,
+    y REAL NOT NULL,
+    PRIMARY KEY (run_id, name, x)
+);
 """
 
 
@@ -115,14 +122,28 @@ class ResultStore:
 
     def start_run(self, *, run_id: str, config_id: str, architecture: str, task: str,
                   architecture_version: int, task_version: int, seed: int, preset: str | None,
-                  config: dict[str, Any], task_info: dict[str, Any]) -> None:
-        """Insert or reset a run row as running; its old history is dropped."""
+                  config: dict[str, Any], task_info: dict[str, Any], keep_history: bool = False) -> None:
+        """Insert or reset a run row as running; its old history is dropped unless
+        `keep_history` (a run resumed from its checkpoint)."""
         with self._connect() as db:
-            db.execute("DELETE FROM history WHERE run_id = ?", (run_id,))
+            if not keep_history:
+                db.execute("DELETE FROM history WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM curves WHERE run_id = ?", (run_id,))
+            # an upsert, not INSERT OR REPLACE: replacing deletes the row, and the foreign key's
+            # ON DELETE CASCADE would take the history with it
             db.execute(
-                "INSERT OR REPLACE INTO runs (run_id, config_id, architecture, task, "
+                "INSERT INTO runs (run_id, config_id, architecture, task, "
                 "architecture_version, task_version, seed, preset, config, task_info, status, "
-                "hostname, pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,'running',?,?,?)",
+                "hostname, pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,'running',?,?,?) "
+                "ON CONFLICT (run_id) DO UPDATE SET config_id = excluded.config_id, "
+                "architecture = excluded.architecture, task = excluded.task, "
+                "architecture_version = excluded.architecture_version, "
+                "task_version = excluded.task_version, seed = excluded.seed, "
+                "preset = excluded.preset, config = excluded.config, task_info = excluded.task_info, "
+                "status = 'running', error = NULL, metrics = NULL, parameters = NULL, "
+                "hidden_size = NULL, items_per_second = NULL, wall_time_s = NULL, "
+                "peak_memory_mb = NULL, environment = NULL, hostname = excluded.hostname, "
+                "pid = excluded.pid, started_at = excluded.started_at, finished_at = NULL",
                 (run_id, config_id, architecture, task, architecture_version, task_version, seed,
                  preset, json.dumps(config, sort_keys=True), json.dumps(task_info, sort_keys=True),
                  socket.gethostname(), os.getpid(), time.time()))
@@ -131,6 +152,20 @@ class ResultStore:
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO history VALUES (?,?,?,?,?)",
                            [(run_id, epoch, step, name, float(value)) for name, value in values.items()])
+
+    def set_curve(self, run_id: str, name: str, points: list[tuple[float, float]]) -> None:
+        """Replace the run's curve `name` (y as a function of x, e.g. a diagnostic measured on
+        its model); a run started again from scratch drops its curves with its history."""
+        with self._connect() as db:
+            db.execute("DELETE FROM curves WHERE run_id = ? AND name = ?", (run_id, name))
+            db.executemany("INSERT INTO curves VALUES (?,?,?,?)",
+                           [(run_id, name, float(x), float(y)) for x, y in points])
+
+    def curve(self, run_id: str, name: str) -> list[tuple[float, float]]:
+        """The (x, y) points of a run's curve, by increasing x; empty if there is none."""
+        with self._connect() as db:
+            return db.execute("SELECT x, y FROM curves WHERE run_id = ? AND name = ? ORDER BY x",
+                              (run_id, name)).fetchall()
 
     def finish_run(self, run_id: str, status: str, *, metrics: dict[str, float] | None = None,
                    error: str | None = None, **measurements: Any) -> None:
@@ -194,7 +229,7 @@ class ResultStore:
         with self._connect() as db:
             frame = pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", db)
         for column in ("config", "task_info", "metrics", "environment"):
-            frame[column] = frame[column].map(lambda text: json.loads(text) if text else {})
+            frame[column] = frame[column].map(lambda text: json.loads(text) if isinstance(text, str) and text else {})
         return frame
 
 

@@ -112,6 +112,7 @@ class Copy(Task):
                          "trainer.max_steps": 60, "trainer.val_every_steps": 30,
                          "arch.hidden_size": 32}}
     Options = ProbeOptions
+    curve_setting = "task.length"
 
     def input_spec(self) -> InputSpec:
         return InputSpec(vocab_size=COPY_VOCAB)
@@ -179,6 +180,7 @@ class Adding(Task):
                          "trainer.max_steps": 60, "trainer.val_every_steps": 30,
                          "arch.hidden_size": 32}}
     Options = AddingOptions
+    curve_setting = "task.length"
 
     def input_spec(self) -> InputSpec:
         return InputSpec(features=2)

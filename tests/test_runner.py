@@ -107,3 +107,13 @@ def test_ctrl_c_records_the_run_as_interrupted(tmp_path):
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
     assert list(ResultStore(store_path).runs_frame().status) == ["interrupted"]
+
+
+def test_wandb_logs_offline(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    result = run("gru", "adding", QUICK, store=tmp_path / "r.sqlite", progress=False, wandb=True)
+    assert result.status == "completed"
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run was written"

@@ -1,0 +1,1 @@
+"""Throughput benchmarks, run with `nox -s bench` (or `python -m benchmarks`)."""

@@ -1,0 +1,183 @@
+"""Image density modelling on binarized Fashion-MNIST, in nats per image and bits per dimension.
+
+van den Oord, Kalchbrenner & Kavukcuoglu (2016), "Pixel Recurrent Neural Networks": the joint
+distribution of an image's pixels factorises in raster order, p(x) = prod_i p(x_i | x_<i), each
+factor a Bernoulli whose logit a causal grid encoder computes at pixel i from the pixels before
+it (`suite.heads.PerPixelBernoulli`). The metric is the test negative log-likelihood in nats per
+image (`nll`), as the field reports for binarized MNIST, and in bits per dimension
+(`bits_per_dim` = nll / (784 ln 2)).
+
+Binarization: `threshold` (default) sets a pixel to 1 where its intensity exceeds half of the
+range, once and for all; `dynamic` draws every pixel from Bernoulli(intensity) afresh on every
+training pass (Salakhutdinov & Murray 2008) and once, with a fixed seed, for validation and test.
+Validation images are held out of the training set as in `tasks.pixels`.
+
+`rnnbench sample` draws images pixel by pixel from a trained model (`ImageDensity.sample`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import Metric, MetricCollection
+
+from suite.batching import IndexBatches
+from suite.contracts import Batch, GridBatch, InputSpec, Reference, Requirements, Splits, Task
+from suite.errors import BenchmarkError
+from suite.heads import PerPixelBernoulli
+from suite.registry import register_task
+from tasks.pixels import hold_out, load_fashion_mnist
+
+THRESHOLD = 0.5            # of the intensity range, for the fixed binarization
+EVALUATION_DRAW_SEED = 7   # the one dynamic draw of the validation and test images
+
+
+class BernoulliNLL(Metric):
+    """Negative log-likelihood of binary pixels under Bernoulli logits, summed and divided by the
+    number of images (`per="image"`, nats) or by the number of pixels times ln 2
+    (`per="dimension"`, bits)."""
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, per: Literal["image", "dimension"]) -> None:
+        super().__init__()
+        self.per = per
+        for name in ("nats", "images", "dimensions"):
+            self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, targets: Tensor) -> None:
+        self.nats += F.binary_cross_entropy_with_logits(logits.double(), targets.double(),
+                                                        reduction="sum")
+        self.images += targets.shape[0]
+        self.dimensions += targets.numel()
+
+    def compute(self) -> Tensor:
+        if self.per == "image":
+            return self.nats / self.images.clamp(min=1)
+        return self.nats / self.dimensions.clamp(min=1) / math.log(2)
+
+
+@dataclass
+class DensityOptions:
+    """binarization: threshold or dynamic (see the module docstring); train_size: only the first
+    N training images (None: all); val_size: held out of the training set; test_size: only the
+    first N test images (None: all 10,000)."""
+
+    binarization: Literal["threshold", "dynamic"] = "threshold"
+    train_size: int | None = None
+    val_size: int = 2_000
+    test_size: int | None = None
+
+
+@register_task("binarized_fmnist")
+class ImageDensity(Task):
+    requirements = Requirements(structure="grid", causal=True)
+    head_kind = "generation"
+    primary_metric = "nll"
+    direction = "min"
+    Options = DensityOptions
+    defaults = {"optim.optimizer": "adam", "optim.lr": 1e-3, "optim.clip_norm": 1.0,
+                "arch.hidden_size": 32, "trainer.batch_size": 32, "trainer.max_steps": 2_000,
+                "trainer.val_every_steps": 250, "trainer.patience": 4}
+    presets = {"quick": {"task.train_size": 1_000, "task.val_size": 200, "task.test_size": 200,
+                         "trainer.max_steps": 50, "trainer.val_every_steps": 25,
+                         "arch.hidden_size": 16}}
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(features=1)
+
+    def intensities(self, split: str) -> Tensor:
+        """(N, 1, 28, 28) grey levels in [0, 1] of 'train', 'val' or 'test'."""
+        options = self.options
+        if split == "test":
+            images, _ = load_fashion_mnist("t10k")
+            images = images[:options.test_size]
+        else:
+            images, _ = load_fashion_mnist("train")
+            kept, held = hold_out(images.shape[0], options.val_size)
+            images = images[held if split == "val" else kept[:options.train_size]]
+        if images.shape[0] == 0:
+            raise BenchmarkError(f"binarized_fmnist: the {split} split is empty; raise task.{split}_size")
+        return images.float().div(255.0).unsqueeze(1)
+
+    def binarize(self, intensities: Tensor, generator: torch.Generator) -> Tensor:
+        if self.options.binarization == "threshold":
+            return (intensities > THRESHOLD).float()
+        return torch.bernoulli(intensities, generator=generator)
+
+    def splits(self, batch_size: int, seed: int) -> Splits:
+        def fixed(split: str) -> IndexBatches:
+            images = self.binarize(self.intensities(split),
+                                   torch.Generator().manual_seed(EVALUATION_DRAW_SEED))
+            return IndexBatches(images.shape[0], batch_size, _as_batch(images))
+
+        return Splits(train=DrawnBatches(self, self.intensities("train"), batch_size, seed),
+                      val=fixed("val"), test=fixed("test"))
+
+    def build_head(self, encoder_output_size, embedding):
+        return PerPixelBernoulli(encoder_output_size, channels=1)
+
+    def metrics(self) -> MetricCollection:
+        return MetricCollection({"nll": BernoulliNLL("image"), "bits_per_dim": BernoulliNLL("dimension")})
+
+    def references(self) -> tuple[Reference, ...]:
+        note = "binarized MNIST digits, not Fashion-MNIST; trained far longer than our CPU budget"
+        return (Reference("Diagonal BiLSTM, 7 layers, h=16", 79.20, "van den Oord et al. 2016", note),
+                Reference("DRAW (upper bound)", 80.97, "van den Oord et al. 2016", note),
+                Reference("independent pixels (training-set marginals)", self.independent_pixels_nll(),
+                          "computed here", "a model that ignores every other pixel"))
+
+    def independent_pixels_nll(self) -> float:
+        """Test NLL (nats per image) of the best model without context: each pixel Bernoulli with
+        its mean over the (binarized) training images."""
+        generator = torch.Generator().manual_seed(EVALUATION_DRAW_SEED)
+        train = self.binarize(self.intensities("train"), generator)
+        test = self.binarize(self.intensities("test"), generator)
+        marginal = train.mean(dim=0, keepdim=True).clamp(1e-4, 1 - 1e-4)
+        nats = F.binary_cross_entropy(marginal.expand_as(test), test, reduction="sum")
+        return float(nats) / test.shape[0]
+
+    @torch.no_grad()
+    def sample(self, model: nn.Module, count: int, generator: torch.Generator) -> Tensor:
+        """(count, 1, 28, 28) binary images drawn in raster order, x_i ~ p(x_i | x_<i): one
+        forward pass of the whole canvas per pixel, which any causal grid encoder allows."""
+        device = next(model.parameters()).device
+        canvas = torch.zeros(count, 1, 28, 28, device=device)
+        for row in range(canvas.shape[2]):
+            for column in range(canvas.shape[3]):
+                encoded = model.encoder(GridBatch(canvas), None)
+                logits = model.head.predict(encoded.outputs)[:, :, row, column]
+                uniform = torch.rand(logits.shape, generator=generator).to(device)
+                canvas[:, :, row, column] = (uniform < torch.sigmoid(logits)).float()
+        return canvas
+
+
+def _as_batch(images: Tensor):
+    return lambda index: Batch(GridBatch(images[index]), images[index])
+
+
+class DrawnBatches:
+    """Training passes over the binarized images, reshuffled every pass; with dynamic
+    binarization each pass draws new binary images (from the seed and the pass number)."""
+
+    def __init__(self, task: ImageDensity, intensities: Tensor, batch_size: int, seed: int) -> None:
+        self.task, self.intensities, self.batch_size, self.seed = task, intensities, batch_size, seed
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return -(-self.intensities.shape[0] // self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
+        self.passes += 1
+        images = self.task.binarize(self.intensities, generator)
+        order = torch.randperm(images.shape[0], generator=generator)
+        make = _as_batch(images)
+        for start in range(0, images.shape[0], self.batch_size):
+            yield make(order[start:start + self.batch_size])

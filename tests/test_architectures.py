@@ -1,0 +1,116 @@
+"""Every registered architecture, iterated from the registry: its declaration, the conformance kit
+(one test case per architecture and check, and per option variant worth checking), and one
+training step through a probe task's head."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from suite import registry
+from suite.cli import matrix_text
+from suite.config import resolve
+from suite.conformance import conformance_checks
+from suite.model import build_model
+
+ARCHITECTURES = registry.architectures()
+
+# option variants that take other code paths than the defaults
+VARIANTS: dict[str, list[dict]] = {
+    "deep_rnn": [{"cell": "rnn", "residual": False}, {"cell": "gru", "dropout": 0.3, "variational": True},
+                 {"cell": "lstm", "num_layers": 1}],
+    "esn": [{"leak_rate": 0.3, "spectral_radius": 0.5}],
+    "recursive": [{"cell": "treelstm"}],
+    "pixelrnn": [{"variant": "row_lstm"}, {"variant": "diagonal_bilstm", "num_layers": 3, "first_kernel": 3}],
+}
+
+# what each architecture must declare: (causal, structures, state layout, carries state, closed form)
+DECLARED = {
+    "rnn": (True, ("sequence",), "single", True, False),
+    "gru": (True, ("sequence",), "single", True, False),
+    "lstm": (True, ("sequence",), "single", True, False),
+    "bilstm": (False, ("sequence",), "bidirectional", False, False),
+    "deep_rnn": (True, ("sequence",), "single", True, False),
+    "esn": (True, ("sequence",), "single", True, True),
+    "recursive": (False, ("tree", "sequence"), "single", False, False),
+    "pixelrnn": (True, ("grid",), "single", False, False),
+}
+
+
+def _cases() -> list:
+    cases = []
+    for name, cls in ARCHITECTURES.items():
+        for options in [None, *VARIANTS.get(name, [])]:
+            label = name if options is None else f"{name}[{','.join(f'{k}={v}' for k, v in options.items())}]"
+            for check in conformance_checks(cls, _options(cls, options)):
+                cases.append(pytest.param(name, options, check.name, id=f"{label}-{check.name}"))
+    return cases
+
+
+def _options(cls, overrides: dict | None):
+    return None if overrides is None else dataclasses.replace(cls.Options(), **overrides)
+
+
+@pytest.mark.parametrize("name, options, check_name", _cases())
+def test_conformance(name: str, options: dict | None, check_name: str) -> None:
+    cls = ARCHITECTURES[name]
+    checks = {check.name: check for check in conformance_checks(cls, _options(cls, options))}
+    checks[check_name].run()
+
+
+def test_all_eight_architectures_load() -> None:
+    assert registry.load_errors() == {}
+    assert set(DECLARED) <= set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_declared_capabilities(name: str) -> None:
+    caps = ARCHITECTURES[name].capabilities
+    assert (caps.causal, caps.structures, caps.state_layout, caps.carries_state,
+            caps.closed_form_readout) == DECLARED[name]
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_variant_options_exist(name: str) -> None:
+    known = {field.name for field in dataclasses.fields(ARCHITECTURES[name].Options)}
+    for variant in VARIANTS.get(name, []):
+        assert set(variant) <= known
+
+
+def test_matrix_shows_every_architecture_with_its_verdicts() -> None:
+    text = matrix_text(ARCHITECTURES, {name: registry.get_task(name) for name in ("adding", "copy")})
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[3:] if line.strip()
+            and line.split()[0] in ARCHITECTURES}
+    assert set(rows) == set(ARCHITECTURES)
+    # columns: adding, copy; copy needs causality, neither gives grids
+    assert rows["bilstm"][0] == "ok" and rows["bilstm"][1] == "--"
+    assert rows["recursive"][0] == "ok" and rows["recursive"][1] == "--"
+    assert rows["esn"][:2] == ["ok", "ok"] and rows["deep_rnn"][:2] == ["ok", "ok"]
+    assert rows["pixelrnn"][0] == "--" and "reads grid" in text
+
+
+PROBES = ("copy", "adding")
+
+
+def _probe_pairs() -> list:
+    return [pytest.param(arch, task, id=f"{arch}-{task}") for arch in ARCHITECTURES for task in PROBES
+            if registry.pair_compatibility(ARCHITECTURES[arch], registry.get_task(task)).ok]
+
+
+@pytest.mark.parametrize("architecture_name, task_name", _probe_pairs())
+def test_one_training_step_on_a_probe(architecture_name: str, task_name: str) -> None:
+    """The encoder meets the task's head: a finite loss whose gradient reaches the head."""
+    architecture, task_cls = ARCHITECTURES[architecture_name](), registry.get_task(task_name)
+    config = resolve(type(architecture), task_cls, {"task.length": "6", "task.train_size": "8",
+                                                    "task.eval_size": "8", "arch.hidden_size": "8"})
+    task = task_cls(config.task_options)
+    torch.manual_seed(0)
+    model = build_model(architecture, task, config, hidden_size=8)
+    batch = next(iter(task.splits(batch_size=4, seed=0).train))
+    output, _ = model(batch)
+    loss = output.loss_sum / output.count
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.head.linear.weight.grad.abs().sum() > 0

@@ -1,0 +1,128 @@
+"""PixelRNN: masks, skewing, receptive fields, and the conformance kit's raster causality check
+catching a broken mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from plugins.pixel_rnn import MaskedConv2d, PixelRNN, PixelRNNOptions, skew, unskew
+from suite.conformance import ConformanceError, check_architecture, grid_checks
+from suite.contracts import GridBatch
+from suite.errors import BenchmarkError
+
+
+def test_masks_a_and_b() -> None:
+    mask_a = MaskedConv2d(1, 1, (3, 3), "A").mask
+    mask_b = MaskedConv2d(1, 1, (3, 3), "B").mask
+    torch.testing.assert_close(mask_a, torch.tensor([[1., 1., 1.], [1., 0., 0.], [0., 0., 0.]]))
+    torch.testing.assert_close(mask_b, torch.tensor([[1., 1., 1.], [1., 1., 0.], [0., 0., 0.]]))
+    torch.testing.assert_close(MaskedConv2d(1, 1, (1, 3), "B").mask, torch.tensor([[1., 1., 0.]]))
+
+
+def test_skew_shifts_row_i_right_by_i_and_unskew_inverts_it() -> None:
+    grid = torch.arange(1.0, 13.0).view(1, 3, 4)
+    skewed = skew(grid)
+    assert skewed.shape == (1, 3, 6)
+    for row in range(3):
+        torch.testing.assert_close(skewed[0, row, row:row + 4], grid[0, row])
+        assert skewed[0, row, :row].abs().sum() == 0 and skewed[0, row, row + 4:].abs().sum() == 0
+    torch.testing.assert_close(unskew(skewed, 4), grid)
+
+
+class _BrokenFirstMask(PixelRNN):
+    """The first layer's convolution sees the pixel it must predict (mask B instead of A)."""
+
+    def build(self, input_size, hidden_size, options):
+        encoder = super().build(input_size, hidden_size, options)
+        encoder.input_conv.mask[encoder.input_conv.mask.shape[0] // 2, encoder.input_conv.mask.shape[1] // 2] = 1.0
+        return encoder
+
+
+class _BrokenRowMask(PixelRNN):
+    """The Row LSTM's input-to-state convolution sees the next column (j + 1) of its row."""
+
+    def build(self, input_size, hidden_size, options):
+        encoder = super().build(input_size, hidden_size, options)
+        encoder.layers[0].input_to_state.mask.fill_(1.0)
+        return encoder
+
+
+@pytest.mark.parametrize("variant", ["row_lstm", "diagonal_bilstm"])
+def test_raster_causality_catches_a_first_layer_mask_that_sees_the_current_pixel(variant: str) -> None:
+    options = PixelRNNOptions(variant=variant)
+    check_architecture(PixelRNN, options)  # the real masks pass
+    with pytest.raises(ConformanceError, match="raster_causality.*changes the output at that pixel"):
+        check_architecture(_BrokenFirstMask, options)
+
+
+def test_raster_causality_catches_a_row_mask_that_sees_the_next_column() -> None:
+    with pytest.raises(ConformanceError, match="raster_causality"):
+        check_architecture(_BrokenRowMask, PixelRNNOptions(variant="row_lstm"))
+
+
+def test_raster_causality_check_runs_only_for_causal_grid_architectures() -> None:
+    names = [check.name for check in grid_checks(PixelRNN())]
+    assert "raster_causality" in names
+
+
+def _dependence(variant: str, height: int = 6, width: int = 6) -> torch.Tensor:
+    """(H, W) bool: which input pixels the output at the last position depends on."""
+    torch.manual_seed(0)
+    encoder = PixelRNN().build(1, 4, PixelRNNOptions(variant=variant, num_layers=1, first_kernel=3))
+    values = torch.rand(1, 1, height, width, requires_grad=True)
+    encoder(GridBatch(values)).outputs[..., -1, -1].sum().backward()
+    return values.grad[0, 0].abs() > 0
+
+
+def test_diagonal_bilstm_sees_every_earlier_pixel() -> None:
+    """The Diagonal BiLSTM's receptive field is the whole context above and to the left."""
+    seen = _dependence("diagonal_bilstm").flatten()
+    assert seen[:-1].all(), "some earlier pixel is out of reach"
+    assert not seen[-1]
+
+
+def test_row_lstm_has_the_triangular_receptive_field_of_the_paper() -> None:
+    """One layer after a 3 x 3 mask-A convolution: two pixels to the left in its own row, widening
+    by one column per row upwards (van den Oord et al. 2016, figure 4), nothing at or after it."""
+    rows, columns = torch.meshgrid(torch.arange(6), torch.arange(6), indexing="ij")
+    expected = columns >= rows - 2
+    expected[-1, -1] = False
+    assert torch.equal(_dependence("row_lstm"), expected)
+
+
+def test_output_at_each_pixel_depends_on_its_left_and_upper_neighbours() -> None:
+    torch.manual_seed(0)
+    encoder = PixelRNN().build(1, 4, PixelRNNOptions(num_layers=1, first_kernel=3)).eval()
+    base = torch.rand(1, 1, 4, 4)
+    with torch.no_grad():
+        reference = encoder(GridBatch(base)).outputs
+        changed = base.clone()
+        changed[..., 1, 1] += 1.0
+        outputs = encoder(GridBatch(changed)).outputs
+    assert (outputs[..., 1, 2] - reference[..., 1, 2]).abs().sum() > 0   # right neighbour sees it
+    assert (outputs[..., 2, 1] - reference[..., 2, 1]).abs().sum() > 0   # the one below sees it
+
+
+def test_final_is_the_output_at_the_last_position() -> None:
+    encoder = PixelRNN().build(2, 4, PixelRNNOptions(num_layers=1, first_kernel=3))
+    out = encoder(GridBatch(torch.rand(3, 2, 5, 4)))
+    assert out.outputs.shape == (3, 4, 5, 4)
+    torch.testing.assert_close(out.final[:, 0], out.outputs[:, :, -1, -1])
+
+
+@pytest.mark.parametrize("options, message", [
+    (PixelRNNOptions(first_kernel=1), "first_kernel"),
+    (PixelRNNOptions(first_kernel=4), "first_kernel"),
+    (PixelRNNOptions(num_layers=-1), "num_layers"),
+])
+def test_bad_options_raise(options: PixelRNNOptions, message: str) -> None:
+    with pytest.raises(BenchmarkError, match=message):
+        PixelRNN().build(1, 4, options)
+
+
+def test_sequence_input_raises() -> None:
+    from suite.contracts import SequenceBatch
+    encoder = PixelRNN().build(1, 4, PixelRNNOptions())
+    with pytest.raises(BenchmarkError, match="grid"):
+        encoder(SequenceBatch(torch.zeros(2, 3, 1), torch.tensor([3, 3])))

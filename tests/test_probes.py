@@ -1,0 +1,66 @@
+import torch
+
+from helpers import QUICK
+from suite.cli import _variants
+from suite.leaderboard import render
+from suite.runner import run
+from suite.store import ResultStore
+from tasks.probes import BLANK, COPY_RECALL, DELIMITER, make_adding, make_copy
+
+
+def test_copy_shows_ten_symbols_waits_then_asks_for_them_back():
+    inputs, targets = make_copy(5, length=7, generator=torch.Generator().manual_seed(0))
+    assert inputs.shape == targets.shape == (5, 7 + 2 * COPY_RECALL)
+    symbols = inputs[:, :COPY_RECALL]
+    assert ((symbols >= 1) & (symbols <= 8)).all()
+    assert (inputs[:, COPY_RECALL + 6] == DELIMITER).all()
+    others = torch.ones(inputs.shape[1], dtype=torch.bool)
+    others[:COPY_RECALL] = False
+    others[COPY_RECALL + 6] = False
+    assert (inputs[:, others] == BLANK).all()
+    assert torch.equal(targets[:, -COPY_RECALL:], symbols)
+    assert (targets[:, :-COPY_RECALL] == BLANK).all()
+
+
+def test_adding_marks_one_value_in_each_half_and_asks_for_their_sum():
+    inputs, targets = make_adding(50, length=10, generator=torch.Generator().manual_seed(0))
+    values, markers = inputs[..., 0], inputs[..., 1]
+    assert (markers.sum(dim=1) == 2).all()
+    assert (markers[:, :5].sum(dim=1) == 1).all() and (markers[:, 5:].sum(dim=1) == 1).all()
+    assert torch.allclose((values * markers).sum(dim=1), targets)
+
+
+def test_a_tiny_lstm_learns_the_adding_problem_below_the_baseline(tmp_path):
+    settings = {**QUICK, "task.train_size": "2000", "task.eval_size": "256", "trainer.batch_size": "32",
+                "trainer.max_steps": "250", "trainer.val_every_steps": "250", "arch.hidden_size": "16",
+                "optim.lr": "0.01"}
+    result = run("lstm", "adding", settings, store=tmp_path / "r.sqlite", progress=False)
+    assert result.metrics["test/mse"] < 0.5 / 6        # always predicting 1 scores 1/6
+
+
+def test_the_leaderboard_shows_the_metric_as_a_function_of_the_length(tmp_path):
+    store = ResultStore(tmp_path / "r.sqlite")
+    scores = {}
+    for architecture in ("rnn", "gru"):
+        for length in ("6", "9"):
+            result = run(architecture, "copy", {**QUICK, "task.length": length}, store=store,
+                         progress=False)
+            scores[architecture, length] = result.metrics["test/accuracy"]
+    assert store.runs_frame().task_info.iloc[0]["curve_setting"] == "task.length"
+    text = render(store, "copy")
+    curve = text.split("by task.length")[1]
+    header = next(line for line in curve.splitlines() if line.startswith("| architecture"))
+    assert "length=6" in header and "length=9" in header and "budget" in header
+    for architecture in ("rnn", "gru"):
+        row = next(line for line in curve.splitlines() if line.startswith(f"| {architecture} "))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert abs(float(cells[2]) - scores[architecture, "6"]) < 1e-3
+        assert abs(float(cells[3]) - scores[architecture, "9"]) < 1e-3
+        assert "steps=6" in cells[4] and "batch=16" in cells[4]
+
+
+def test_vary_expands_to_every_combination_of_values():
+    variants = _variants(["task.length=50,100", "arch.hidden_size=32,64,128"])
+    assert len(variants) == 6
+    assert {"task.length": "100", "arch.hidden_size": "32"} in variants
+    assert _variants([]) == [{}]
