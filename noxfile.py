@@ -57,4 +57,5 @@ def sweep(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Throughput of the runner beside bare PyTorch loops, printed as ratios."""
     _install(session)
+    session.install("reservoirpy")  # the peer of benchmarks/time_series.py, not a suite dependency
     session.run("python", "-m", "benchmarks", *session.posargs, env={"RNNBENCH_DATA": _data_dir()})

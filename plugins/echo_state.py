@@ -13,8 +13,8 @@ leak rate. W and W_in are buffers: they never receive a gradient and are not cou
 
 Readout: the task's head is trained either by gradient like every other plugin, or, with
 `optim.optimizer=ridge` on a regression task, in closed form by `EchoStateEncoder.fit_readout`:
-one pass over the training split, then W_out = Y X^T (X X^T + beta I)^-1 (Lukosevicius 2012, eq. 9),
-no backpropagation through time.
+one pass over the training split, then W_out = Y X^T (X X^T + N beta I)^-1 over N items
+(Lukosevicius 2012, eq. 9, with beta per item), no backpropagation through time.
 """
 
 from __future__ import annotations

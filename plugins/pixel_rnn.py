@@ -95,49 +95,50 @@ class RowLSTM(nn.Module):
 
 
 def skew(grid: Tensor) -> Tensor:
-    """(..., H, W) -> (..., H, W + H - 1), row i shifted right by i (zeros elsewhere)."""
-    height, width = grid.shape[-2:]
-    flat = F.pad(grid, (0, height)).flatten(-2)[..., :height * (width + height - 1)]
-    return flat.unflatten(-1, (height, width + height - 1))
+    """(..., H, W, F) -> (..., H, W + H - 1, F): row i shifted right by i, zeros elsewhere."""
+    height, width = grid.shape[-3:-1]
+    flat = F.pad(grid, (0, 0, 0, height)).flatten(-3, -2)[..., :height * (width + height - 1), :]
+    return flat.unflatten(-2, (height, width + height - 1))
 
 
 def unskew(grid: Tensor, width: int) -> Tensor:
-    """Inverse of `skew`: (..., H, W + H - 1) -> (..., H, W)."""
-    height = grid.shape[-2]
-    flat = F.pad(grid.flatten(-2), (0, height))
-    return flat.unflatten(-1, (height, width + height))[..., :width]
+    """Inverse of `skew`: (..., H, W + H - 1, F) -> (..., H, W, F)."""
+    height = grid.shape[-3]
+    flat = F.pad(grid.flatten(-3, -2), (0, 0, 0, height))
+    return flat.unflatten(-2, (height, width + height))[..., :width, :]
 
 
 class DiagonalBiLSTM(nn.Module):
     """One Diagonal BiLSTM layer, (B, hidden, H, W) -> (B, hidden, H, W); both directions run in
-    the same column loop with one batched matmul per column."""
+    the same column loop with one batched matmul per column. Works channels-last inside, so that
+    skewing and the per-column slices copy contiguous feature rows."""
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
         self.hidden_size = hidden_size
-        self.input_to_state = nn.Conv2d(hidden_size, 2 * 4 * hidden_size, 1)   # both directions
-        # per direction, the 2 x 1 kernel: row i-1 and row i of the previous column -> 4 gates each
-        self.state_to_state = nn.Parameter(torch.empty(2, hidden_size, 2 * 4 * hidden_size))
+        self.input_to_state = nn.Linear(hidden_size, 2 * 4 * hidden_size)  # 1 x 1 conv, both directions
+        # per direction, the 2 x 1 kernel: [row i-1; row i] of the previous column -> 4 gates
+        self.state_to_state = nn.Parameter(torch.empty(2, 2 * hidden_size, 4 * hidden_size))
         nn.init.uniform_(self.state_to_state, -hidden_size ** -0.5, hidden_size ** -0.5)
 
     def forward(self, inputs: Tensor) -> Tensor:
         batch, channels, height, width = inputs.shape
         size = self.hidden_size
-        projected = self.input_to_state(inputs).view(batch, 2, 4 * size, height, width)
-        projected = torch.stack([projected[:, 0], projected[:, 1].flip(-1)], dim=0)  # mirror right-to-left
-        columns = skew(projected).permute(4, 0, 1, 3, 2).contiguous()  # (W', 2, B, H, 4h)
+        projected = self.input_to_state(inputs.permute(0, 2, 3, 1))          # (B, H, W, 8h)
+        forward_gates, backward_gates = projected.chunk(2, dim=-1)
+        directions = torch.stack([forward_gates, backward_gates.flip(2)])    # mirror right-to-left
+        columns = skew(directions).permute(3, 0, 1, 2, 4).contiguous()       # (W', 2, B, H, 4h)
         hidden = memory = inputs.new_zeros(2, batch, height, size)
         outputs = []
-        for column in columns.unbind(0):
-            from_above, from_left = torch.bmm(hidden.view(2, batch * height, size), self.state_to_state
-                                              ).view(2, batch, height, 8 * size).chunk(2, dim=-1)
-            gates = column + from_left
-            gates[:, :, 1:] += from_above[:, :, :-1]  # row i gets the state of row i-1
+        for column in columns.unbind(0):  # unbind: one gradient buffer, not one per column
+            above = F.pad(hidden, (0, 0, 1, 0))[:, :, :height]               # row i gets row i-1
+            previous = torch.cat([above, hidden], dim=-1).view(2, batch * height, 2 * size)
+            gates = column + torch.bmm(previous, self.state_to_state).view(2, batch, height, 4 * size)
             hidden, memory = _lstm_update(gates, memory, dim=-1)
             outputs.append(hidden)
-        states = unskew(torch.stack(outputs, dim=-1).transpose(-3, -2), width)  # (2, B, h, H, W)
-        backward = F.pad(states[1].flip(-1), (0, 0, 1, 0))[:, :, :height]  # shifted down one row
-        return states[0] + backward
+        states = unskew(torch.stack(outputs, dim=3), width)                  # (2, B, H, W, h)
+        backward = F.pad(states[1].flip(2), (0, 0, 0, 0, 1, 0))[:, :height]  # shifted down one row
+        return (states[0] + backward).permute(0, 3, 1, 2)
 
 
 class PixelRNNEncoder(Encoder):

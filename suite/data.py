@@ -112,13 +112,17 @@ CATALOG: dict[str, Dataset] = {dataset.name: dataset for dataset in (
                  _SST_ZIP, member="trees/test.txt"),
     ), "public research dataset", "Socher et al. 2013, nlp.stanford.edu/sentiment"),
     Dataset("fashion_mnist", "Fashion-MNIST 28x28 grey images, 10 classes (IDX, gzip)", (
-        DataFile("train-images-idx3-ubyte.gz", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        DataFile("train-images-idx3-ubyte.gz",
+                 "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
                  _FASHION_URL + "train-images-idx3-ubyte.gz", checksum_of="gunzipped"),
-        DataFile("train-labels-idx1-ubyte.gz", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        DataFile("train-labels-idx1-ubyte.gz",
+                 "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
                  _FASHION_URL + "train-labels-idx1-ubyte.gz", checksum_of="gunzipped"),
-        DataFile("t10k-images-idx3-ubyte.gz", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        DataFile("t10k-images-idx3-ubyte.gz",
+                 "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
                  _FASHION_URL + "t10k-images-idx3-ubyte.gz", checksum_of="gunzipped"),
-        DataFile("t10k-labels-idx1-ubyte.gz", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        DataFile("t10k-labels-idx1-ubyte.gz",
+                 "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
                  _FASHION_URL + "t10k-labels-idx1-ubyte.gz", checksum_of="gunzipped"),
     ), "MIT", "Xiao, Rasul & Vollgraf 2017, github.com/zalandoresearch/fashion-mnist"),
 )}
@@ -204,7 +208,7 @@ def _status_of(dataset: Dataset, folder: Path) -> DatasetStatus:
 
 
 def how_to_get(dataset: Dataset, folder: Path) -> str:
-    urls = sorted({f.url for f in dataset.files})
+    urls = sorted({f.url if f.member else f.url.rsplit("/", 1)[0] + "/" for f in dataset.files})
     return (f"run `rnnbench data fetch {dataset.name}` (downloads from {', '.join(urls)}), or put "
             f"the files there by hand, or point {DATA_ENV} at a directory that holds a "
             f"'{dataset.name}/' folder")
@@ -285,5 +289,6 @@ def _unpack(download: Path, data_file: DataFile, candidate: Path) -> None:
                              f"({error}); get {data_file.name} by hand") from None
 
 
-def statuses(names: Iterable[str] | None = None, root: str | os.PathLike | None = None) -> list[DatasetStatus]:
+def statuses(names: Iterable[str] | None = None,
+             root: str | os.PathLike | None = None) -> list[DatasetStatus]:
     return [status(name, root) for name in (names or CATALOG)]

@@ -57,9 +57,13 @@ def last_step_gradient_norms(model: nn.Module, batch: Batch) -> Tensor:
 
 def decay_per_step(norms: Tensor) -> float:
     """exp of the least-squares slope of log(norm) against distance: the factor by which the
-    gradient shrinks per step if the decay is exponential (1 = no decay)."""
-    distance = torch.arange(norms.shape[0], dtype=torch.float64)
-    logs = norms.double().clamp(min=1e-300).log()
+    gradient shrinks per step if the decay is exponential (1 = no decay). Distances where the
+    gradient underflowed to zero (float32 below ~1e-45) are left out of the fit."""
+    measured = norms > 0
+    distance = torch.arange(norms.shape[0], dtype=torch.float64)[measured]
+    logs = norms[measured].double().log()
+    if distance.numel() < 2:
+        return 0.0
     centred = distance - distance.mean()
     slope = float((centred * (logs - logs.mean())).sum() / centred.pow(2).sum())
     return math.exp(slope)

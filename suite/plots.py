@@ -29,7 +29,8 @@ def plot_gradient_flow(flows: list[GradientFlow], title: str, output: str | Path
     for axis, phase, heading in zip(axes, ("init", "trained"), ("at initialisation", "after training")):
         for flow in flows:
             norms = getattr(flow, phase)
-            axis.semilogy(range(norms.shape[0]), norms.clamp(min=1e-30).numpy(),
+            shown = norms.masked_fill(norms <= 0, float("nan"))   # underflowed: no point
+            axis.semilogy(range(norms.shape[0]), shown.numpy(),
                           label=f"{flow.architecture} (x{decay_per_step(norms):.3f} per step)")
         axis.set_title(heading)
         axis.set_xlabel("distance to the last step, T - t")

@@ -93,7 +93,8 @@ def is_interruption(error: BaseException, trainer: Any = None) -> bool:
     """Ctrl-C (Lightning turns it into SystemExit after a graceful shutdown) or SIGTERM."""
     if isinstance(error, (KeyboardInterrupt, SIGTERMException)):
         return True
-    return isinstance(error, SystemExit) and trainer is not None and bool(getattr(trainer, "interrupted", False))
+    interrupted = bool(getattr(trainer, "interrupted", False)) if trainer is not None else False
+    return isinstance(error, SystemExit) and interrupted
 
 
 def resume_checkpoint(folder: Path, status: str | None) -> Path | None:

@@ -1,16 +1,22 @@
-"""Token sequences for the text tasks: a vocabulary built from the training split only, and batches
-of padded sequences bucketed by length."""
+"""Token sequences for the text tasks: a vocabulary built from the training split only, batches of
+padded sequences bucketed by length, slices of a split, and parsing each data file once."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 from suite.contracts import Batch
 from suite.errors import BenchmarkError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Vocabulary:
@@ -67,6 +73,32 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[int(i)] for i in ids]
+
+
+def read_once(read: Callable[[Path], R]) -> Callable[[Path], R]:
+    """Decorate a file reader so that each file is parsed once per process (per path, size and
+    modification time); callers must not modify what it returns."""
+    @functools.lru_cache(maxsize=16)
+    def cached(path: str, size: int, modified: int) -> R:
+        return read(Path(path))
+
+    @functools.wraps(read)
+    def reader(path: Path) -> R:
+        stat = Path(path).stat()
+        return cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    return reader
+
+
+def spread(items: Sequence[T], count: int | None) -> list[T]:
+    """`count` items evenly spaced across `items`, in order (all of them for None).
+
+    A quick run's slice of a split: taken across the whole file rather than from its start, since
+    some files are ordered (SST's sentences come grouped by sentiment)."""
+    if count is None or count >= len(items):
+        return list(items)
+    if count < 1:
+        raise BenchmarkError(f"a slice needs at least one example, got {count}")
+    return [items[(position * len(items)) // count] for position in range(count)]
 
 
 def pad(sequences: Sequence[Tensor], value: int) -> tuple[Tensor, Tensor]:

@@ -1,6 +1,7 @@
-"""Sentence sentiment on the Stanford Sentiment Treebank (Socher et al. 2013): fine-grained
-(5 classes: 0 very negative .. 4 very positive) and binary (neutral sentences dropped; 0-1
-negative, 3-4 positive). The metric is accuracy on the test sentences.
+"""Sentence sentiment on the Stanford Sentiment Treebank, fine-grained and binary; test accuracy.
+
+Socher et al. 2013: fine-grained has 5 classes (0 very negative .. 4 very positive); binary drops
+the neutral sentences (0-1 negative, 3-4 positive). The metric is accuracy on the test sentences.
 
 The files hold binarized PTB-style trees with a label on every node, e.g. `(3 (2 The) (2 Rock))`.
 Training uses the sentences by default; `task.train_on=phrases` trains on every labelled phrase
@@ -36,7 +37,7 @@ from suite.errors import BenchmarkError
 from suite.heads import Head, HeadOutput, PooledClassifier
 from suite.pooling import Pooling
 from suite.registry import register_task
-from suite.text import BucketBatches, Vocabulary, pad
+from suite.text import BucketBatches, Vocabulary, pad, read_once, spread
 
 UNKNOWN = "<unk>"
 NEUTRAL = 2
@@ -121,6 +122,7 @@ def parse_tree(text: str) -> SentimentTree:
     return tree
 
 
+@read_once
 def read_trees(path: Path) -> list[SentimentTree]:
     with open(path, encoding="utf-8") as lines:
         return [parse_tree(line) for line in lines if line.strip()]
@@ -135,8 +137,8 @@ class SentimentOptions:
         Tai et al. 2015).
     lowercase / min_frequency: the word vocabulary, from the training sentences; rarer words read
         as <unk>.
-    train_sentences / eval_sentences: only the first N trees of the training / each evaluation
-        split (None: all), for quick runs and tests.
+    train_sentences / eval_sentences: only N trees, evenly spaced, of the training / each
+        evaluation split (None: all), for quick runs and tests.
     """
 
     train_on: Literal["sentences", "phrases"] = "sentences"
@@ -214,7 +216,7 @@ class _SentimentTask(Task):
                       "test": options.eval_sentences}
             self._trees = {}
             for split, name in SST_FILES.items():
-                trees = read_trees(folder / name)[:limits[split]]
+                trees = spread(read_trees(folder / name), limits[split])
                 keep_neutral = split == "train" and options.train_on == "phrases"
                 if self.binary and not keep_neutral:
                     trees = [tree for tree in trees if tree.label != NEUTRAL]
@@ -242,7 +244,8 @@ class _SentimentTask(Task):
                 ("BiLSTM", (0.491, 0.875), "Tai et al. 2015"),
                 ("2-layer LSTM", (0.460, 0.863), "Tai et al. 2015"),
                 ("Constituency Tree-LSTM", (0.510, 0.880), "Tai et al. 2015"))
-        note = "trained on all phrases with pretrained GloVe vectors; sentence-only training from scratch scores lower"
+        note = ("trained on all phrases with pretrained GloVe vectors; sentence-only training from "
+                "scratch scores lower")
         return tuple(Reference(model, values[column], source, note) for model, values, source in rows)
 
 

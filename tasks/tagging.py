@@ -1,5 +1,7 @@
-"""Sequence tagging: UPOS tagging on UD English-EWT (token accuracy) and CoNLL-2003 English named
-entities (entity-level precision, recall and F1 as conlleval computes them).
+"""Sequence tagging: UPOS on UD English-EWT (accuracy), CoNLL-2003 NER (entity F1, conlleval).
+
+pos reports token accuracy; ner reports entity-level precision, recall and F1 as conlleval computes
+them.
 
 pos: the words are the treebank's syntactic words: a multi-word token such as "don't" (range
 19-20) is tagged as its words "do" and "n't", the range line itself is skipped, and empty nodes
@@ -27,27 +29,30 @@ from seqeval.metrics.sequence_labeling import get_entities
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 
-from suite.contracts import IGNORE_INDEX, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
+from suite.contracts import (IGNORE_INDEX, Batch, InputSpec, Reference, Requirements, SequenceBatch,
+                             Splits, Task)
 from suite.crf import CRFTagger
 from suite.data import require
 from suite.errors import BenchmarkError
 from suite.heads import PerStepClassifier
 from suite.registry import register_task
-from suite.text import BucketBatches, Vocabulary, pad
+from suite.text import BucketBatches, Vocabulary, pad, read_once, spread
 
 UNKNOWN = "<unk>"
+CONLLU_FIELDS = ("id", "form", "lemma", "upos")  # the columns the tagger reads
 Sentence = tuple[list[str], list[str]]  # words, tags
 
 
 # --------------------------------------------------------------------------- reading
 
 
+@read_once
 def read_conllu(path: Path) -> list[Sentence]:
     """(words, UPOS tags) of every sentence: syntactic words only (integer ids), so multi-word
-    token ranges and empty nodes are left out."""
+    token ranges and empty nodes are left out. Only the first four columns are parsed."""
     sentences = []
     with open(path, encoding="utf-8") as lines:
-        for sentence in conllu.parse_incr(lines):
+        for sentence in conllu.parse_incr(lines, fields=CONLLU_FIELDS):
             words = [token for token in sentence if isinstance(token["id"], int)]
             sentences.append(([token["form"] for token in words], [token["upos"] for token in words]))
     return sentences
@@ -65,6 +70,7 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
     return converted
 
 
+@read_once
 def read_conll2003(path: Path) -> list[Sentence]:
     """(words, IOB2 NER tags) per sentence of a 4-column CoNLL-2003 file; -DOCSTART- lines and
     blank lines separate sentences."""
@@ -168,7 +174,7 @@ class TaggingOptions:
     """output_layer: softmax (independent per token) or crf (linear-chain CRF, Viterbi decoding).
     lowercase / min_frequency: the word vocabulary, built from the training split; rarer words
         read as <unk>, which thereby gets trained.
-    train_sentences / eval_sentences: read only the first N sentences of the training / each
+    train_sentences / eval_sentences: only N sentences, evenly spaced, of the training / each
         evaluation split (None: all), for quick runs and tests.
     """
 
@@ -214,10 +220,10 @@ class _TaggingTask(Task):
         return self._data
 
     def data(self) -> dict[str, list[Sentence]]:
-        """Each split's sentences, cut to the task's train_sentences / eval_sentences."""
+        """Each split's sentences, cut to train_sentences / eval_sentences (`suite.text.spread`)."""
         limits = {"train": self.options.train_sentences, "val": self.options.eval_sentences,
                   "test": self.options.eval_sentences}
-        return {split: sentences[:limits[split]] for split, sentences in self._read_all().items()}
+        return {split: spread(sentences, limits[split]) for split, sentences in self._read_all().items()}
 
     @property
     def words(self) -> Vocabulary:

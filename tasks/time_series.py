@@ -15,8 +15,8 @@ Metric: NRMSE = RMSE / standard deviation of the target, both over the evaluated
 split (Jaeger & Haas 2004); predicting the mean scores 1. Each split is one contiguous stretch
 of the series (train, then validation, then test), cut into `batch_size` parallel streams read
 `bptt` steps at a time with the encoder state carried from one chunk to the next; the first
-`washout` steps of every evaluation stream warm the state up and are left out of the metrics
-(the `loss` column counts every step).
+`washout` steps of every stream warm the state up and are left out of the metrics (and of a
+closed-form readout's fit; the `loss` column and gradient training count every step).
 
 Free running (Mackey-Glass only, as `free_run_nrmse`): from `free_run_windows` start points
 evenly spread over the split, the model reads `free_run_warmup` true values, then runs
@@ -168,7 +168,8 @@ class ChunkedStreams:
 class SeriesOptions:
     """train_steps / val_steps / test_steps: lengths of the three contiguous stretches;
     bptt: steps per chunk (gradients flow back this far); washout: steps at the start of every
-    evaluation stream left out of the metrics."""
+    stream, read from an empty state, that are left out of the metrics (and out of a closed-form
+    readout's fit on the training streams)."""
 
     train_steps: int = 6_000
     val_steps: int = 2_000
@@ -220,8 +221,9 @@ class SeriesPrediction(Task):
         def streams(split: str, washout: int) -> ChunkedStreams:
             return ChunkedStreams(*self.split_series(split), batch_size, self.options.bptt, washout)
 
-        return Splits(train=streams("train", self.options.washout), val=streams("val", self.options.washout),
-                      test=streams("test", self.options.washout))
+        washout = self.options.washout
+        return Splits(train=streams("train", washout), val=streams("val", washout),
+                      test=streams("test", washout))
 
     def build_head(self, encoder_output_size, embedding):
         return PerStepRegressor(encoder_output_size, out_features=1)

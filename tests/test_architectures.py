@@ -114,3 +114,22 @@ def test_one_training_step_on_a_probe(architecture_name: str, task_name: str) ->
     loss.backward()
     assert torch.isfinite(loss)
     assert model.head.linear.weight.grad.abs().sum() > 0
+
+
+def test_bilstm_concatenates_both_directions() -> None:
+    """Per-step outputs are [forward; backward]; `final` holds the forward state after the last
+    real step and the backward state after the first, and 'last' pooling concatenates them."""
+    from suite.contracts import EncoderOutput, SequenceBatch
+    from suite.pooling import pool
+
+    torch.manual_seed(0)
+    encoder = ARCHITECTURES["bilstm"]().build(3, 5, ARCHITECTURES["bilstm"].Options()).eval()
+    lengths = torch.tensor([6, 3])
+    batch = SequenceBatch(torch.randn(2, 6, 3), lengths)
+    with torch.no_grad():
+        out: EncoderOutput = encoder(batch)
+    assert out.outputs.shape == (2, 6, 10) and out.final.shape == (2, 2, 5)
+    for item, length in enumerate(lengths.tolist()):
+        torch.testing.assert_close(out.final[item, 0], out.outputs[item, length - 1, :5])
+        torch.testing.assert_close(out.final[item, 1], out.outputs[item, 0, 5:])
+    torch.testing.assert_close(pool(out, batch, "last"), out.final.reshape(2, 10))

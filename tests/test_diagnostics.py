@@ -60,6 +60,11 @@ def test_only_the_last_steps_loss_is_differentiated_with_a_per_step_head():
     assert torch.allclose(norms, expected.norm(dim=-1).mean(dim=0).flip(0), rtol=1e-5)
 
 
+def test_underflowed_gradients_are_left_out_of_the_decay_fit():
+    norms = torch.tensor([1.0, 0.5, 0.25, 0.125, 0.0, 0.0])
+    assert decay_per_step(norms) == pytest.approx(0.5)
+
+
 def test_a_grid_task_is_refused():
     batch = Batch(GridBatch(torch.zeros(1, 1, 4, 4)), torch.zeros(1, 1, 4, 4))
     with pytest.raises(BenchmarkError, match="sequence task"):

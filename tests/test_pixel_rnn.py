@@ -21,9 +21,9 @@ def test_masks_a_and_b() -> None:
 
 
 def test_skew_shifts_row_i_right_by_i_and_unskew_inverts_it() -> None:
-    grid = torch.arange(1.0, 13.0).view(1, 3, 4)
+    grid = torch.arange(1.0, 25.0).view(1, 3, 4, 2)  # (B, H, W, F), channels last
     skewed = skew(grid)
-    assert skewed.shape == (1, 3, 6)
+    assert skewed.shape == (1, 3, 6, 2)
     for row in range(3):
         torch.testing.assert_close(skewed[0, row, row:row + 4], grid[0, row])
         assert skewed[0, row, :row].abs().sum() == 0 and skewed[0, row, row + 4:].abs().sum() == 0
@@ -61,7 +61,7 @@ def test_raster_causality_catches_a_row_mask_that_sees_the_next_column() -> None
         check_architecture(_BrokenRowMask, PixelRNNOptions(variant="row_lstm"))
 
 
-def test_raster_causality_check_runs_only_for_causal_grid_architectures() -> None:
+def test_pixelrnn_gets_the_raster_causality_check() -> None:
     names = [check.name for check in grid_checks(PixelRNN())]
     assert "raster_causality" in names
 
