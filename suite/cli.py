@@ -158,9 +158,8 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
-    from suite.sampling import load_run, sample
+    from suite.runner import load_trained
+    from suite.sampling import sample_text
     from suite.store import ResultStore
 
     path = _store_path(args)
@@ -169,11 +168,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     record = ResultStore(path).get(args.run_id)
     if record is not None and _draws_images(record.task):
         return _sample_images(args, ResultStore(path))
-    loaded = load_run(ResultStore(path), args.run_id)
-    prime = loaded.task.encode(args.prime)
-    generator = torch.Generator().manual_seed(args.seed)
-    drawn = sample(loaded.model, prime, args.length, args.temperature, generator)
-    print(loaded.task.decode(torch.cat([prime, drawn])))
+    trained = load_trained(ResultStore(path), args.run_id)
+    print(sample_text(trained, args.prime, args.length, args.temperature, args.seed))
     return 0
 
 

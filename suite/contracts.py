@@ -145,7 +145,13 @@ class EncoderOutput(NamedTuple):
 
 
 class Encoder(nn.Module):
-    """An architecture's encoder: `forward(inputs, state=None) -> EncoderOutput`."""
+    """An architecture's encoder: `forward(inputs, state=None) -> EncoderOutput`.
+
+    An encoder whose capabilities declare `closed_form_readout` also has
+    `fit_readout(pairs, readout)`: `pairs` yields (features (N, O), targets (N, out)) over the
+    training split, and it sets the head's `readout` (an nn.Linear) in closed form
+    (`optim.optimizer=ridge`), with no backpropagation.
+    """
 
     output_size: int
 

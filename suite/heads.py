@@ -112,10 +112,9 @@ class PerStepRegressor(Head):
 
     def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
         prediction = self.predict(encoded.outputs)
-        real = _real_steps(batch).unsqueeze(-1).to(prediction.dtype)
-        loss_sum = (((prediction - batch.targets) ** 2) * real).sum()
-        count = real.sum() * prediction.shape[-1]
-        return HeadOutput(loss_sum, count, prediction)
+        real = _real_steps(batch)
+        loss_sum = (((prediction - batch.targets) ** 2) * real.unsqueeze(-1).to(prediction.dtype)).sum()
+        return HeadOutput(loss_sum, real.sum() * prediction.shape[-1], prediction)
 
     def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
         mask = batch.metric_mask if batch.metric_mask is not None else _real_steps(batch)

@@ -76,6 +76,8 @@ def _varying_settings(runs: pd.DataFrame) -> list[str]:
 
 
 def _budget(config: dict) -> str:
+    if config.get("optim.optimizer") == "ridge":   # no steps: one pass, then a closed-form fit
+        return "one pass (closed-form readout)"
     parts = [f"{key.split('.')[1].removeprefix('max_')}={config[key]}" for key in BUDGET_KEYS
              if config.get(key) is not None]
     if config.get("trainer.batch_size") is not None:

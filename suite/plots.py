@@ -46,10 +46,12 @@ def plot_gradient_flow(flows: list[GradientFlow], title: str, output: str | Path
     return output
 
 
-def write_image_grid(images: Tensor, output: str | Path, columns: int = 8) -> Path:
+def write_image_grid(images: Tensor, output: str | Path, columns: int = 8, scale: int = 4) -> Path:
     """(N, C, H, W) images with values in [0, 1] tiled row by row into one grey (C = 1) or
-    colour (C = 3) PNG, with a one-pixel gap between tiles."""
+    colour (C = 3) PNG, each pixel drawn as a `scale` x `scale` block, with a one-pixel gap
+    between tiles."""
     plt = _pyplot()
+    images = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
     count, channels, height, width = images.shape
     rows = -(-count // columns)
     canvas = images.new_ones(channels, rows * (height + 1) + 1, columns * (width + 1) + 1) * 0.5

@@ -56,8 +56,8 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int(size) for size in np.frombuffer(raw, ">i4", count=dims, offset=4))
     body = np.frombuffer(raw, _IDX_TYPES[raw[2]], offset=4 + 4 * dims)
     if body.size != int(np.prod(shape)):
-        raise BenchmarkError(f"{path} holds {body.size} values but its header says {shape}: "
-                             f"the file is truncated; fetch it again with `rnnbench data fetch fashion_mnist`")
+        raise BenchmarkError(f"{path} holds {body.size} values but its header says {shape}: the "
+                             f"file is truncated; fetch it again with `rnnbench data fetch fashion_mnist`")
     return body.reshape(shape)
 
 
@@ -216,8 +216,8 @@ class DigitsOptions(PixelOptions):
 class SequentialDigits(PixelClassification):
     Options = DigitsOptions
     defaults = {"optim.optimizer": "adam", "optim.lr": 3e-3, "optim.clip_norm": 1.0,
-                "arch.hidden_size": 64, "trainer.batch_size": 32, "trainer.max_steps": 1500,
-                "trainer.val_every_steps": 100, "trainer.patience": 5}
+                "arch.hidden_size": 64, "trainer.batch_size": 32, "trainer.max_steps": 3000,
+                "trainer.val_every_steps": 100, "trainer.patience": 10}
     presets = {"quick": {"trainer.max_steps": 60, "trainer.val_every_steps": 30,
                          "arch.hidden_size": 32}}
 

@@ -94,3 +94,18 @@ def test_rnnbench_diagnose_gradients_plots_one_curve_per_architecture(tmp_path, 
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "rnn" in printed and "lstm" in printed and "per step" in printed
+
+
+def test_at_initialisation_the_rnn_gradient_vanishes_far_faster_than_the_lstms():
+    from suite.runner import initial_model, prepare
+
+    norms = {}
+    for name in ("rnn", "lstm"):
+        architecture, task, config, *_ = prepare(name, "copy", {**QUICK_COPY, "task.length": "50"})
+        task = task(config.task_options)
+        model, _ = initial_model(architecture(), task, config, seed=0)
+        batch = next(iter(task.splits(32, seed=0).test))
+        norms[name] = last_step_gradient_norms(model.eval(), batch)
+    assert norms["rnn"][50] / norms["rnn"][0] < 1e-10          # exponential: ~0.5 per step
+    assert norms["lstm"][50] / norms["lstm"][0] > 1e4 * norms["rnn"][50] / norms["rnn"][0]
+    assert decay_per_step(norms["rnn"]) < decay_per_step(norms["lstm"])

@@ -1,5 +1,4 @@
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
@@ -62,6 +61,7 @@ def test_the_stand_in_encoder_is_causal_in_raster_order():
         checks[name].run()
 
 
+@pytest.mark.data("fashion_mnist")
 def test_threshold_binarization_is_fixed_and_the_targets_are_the_image():
     task = _task(train_size=64, val_size=16, test_size=16)
     batch = next(iter(task.splits(8, seed=0).test))
@@ -71,6 +71,7 @@ def test_threshold_binarization_is_fixed_and_the_targets_are_the_image():
     assert batch.inputs.values.shape == (8, 1, 28, 28)
 
 
+@pytest.mark.data("fashion_mnist")
 def test_dynamic_binarization_draws_anew_every_pass_but_evaluates_one_fixed_draw():
     task = _task(binarization="dynamic", train_size=64, val_size=16, test_size=16)
     splits = task.splits(64, seed=0)
@@ -105,6 +106,7 @@ def test_the_head_needs_per_pixel_outputs():
         head(encoded, batch)
 
 
+@pytest.mark.data("fashion_mnist")
 def test_a_tiny_causal_model_beats_independent_pixels(tmp_path):
     store = tmp_path / "r.sqlite"
     result = run("test-masked-conv", "binarized_fmnist", TINY, store=store, progress=False)
@@ -138,6 +140,7 @@ def test_sampling_draws_pixels_in_raster_order_from_what_was_drawn():
     assert torch.equal(images, torch.ones_like(images))
 
 
+@pytest.mark.data("fashion_mnist")
 def test_rnnbench_sample_writes_a_png_grid_of_a_trained_run(tmp_path, capsys):
     store = tmp_path / "r.sqlite"
     settings = {**TINY, "trainer.max_steps": "4", "trainer.val_every_steps": "4"}
@@ -148,7 +151,8 @@ def test_rnnbench_sample_writes_a_png_grid_of_a_trained_run(tmp_path, capsys):
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from matplotlib.image import imread
     picture = imread(output)
-    assert picture.shape[:2] == (1 + 29, 1 + 8 * 29)   # 4 images on one row of 8 tiles
+    tile = 28 * 4 + 1                                    # pixels drawn 4 x 4, a 1-pixel gap
+    assert picture.shape[:2] == (1 + tile, 1 + 8 * tile)  # 4 images on one row of 8 tiles
     assert "written to" in capsys.readouterr().out
 
 

@@ -20,6 +20,7 @@ def _task(name: str, **settings):
     return cls(options)
 
 
+@pytest.mark.data("fashion_mnist")
 def test_fashion_mnist_is_read_whole_and_balanced():
     images, labels = load_fashion_mnist("train")
     assert images.shape == (60_000, 28, 28) and images.dtype == torch.uint8
@@ -51,6 +52,7 @@ def test_validation_is_held_out_of_training_the_same_way_every_time():
         hold_out(100, 100)
 
 
+@pytest.mark.data("fashion_mnist")
 def test_sequential_fashion_reads_one_pixel_per_step_in_raster_order():
     task = _task("sequential_fmnist", train_size=8, val_size=4, test_size=4)
     pixels, labels = task.sequences("test")
@@ -63,6 +65,7 @@ def test_sequential_fashion_reads_one_pixel_per_step_in_raster_order():
     assert train.shape[0] == 8 and val.shape[0] == 4
 
 
+@pytest.mark.data("fashion_mnist")
 def test_permuted_fashion_reads_the_same_pixels_in_one_fixed_scrambled_order():
     sequential, _ = _task("sequential_fmnist", train_size=8, val_size=4, test_size=4).sequences("test")
     permuted, _ = _task("permuted_fmnist", train_size=8, val_size=4, test_size=4).sequences("test")
@@ -92,8 +95,17 @@ def test_a_tiny_lstm_learns_sequential_digits_well_above_chance(tmp_path):
     assert result.metrics["test/accuracy"] > 0.3   # chance is 0.1
 
 
+@pytest.mark.data("fashion_mnist")
 @pytest.mark.parametrize("task", ["sequential_fmnist", "permuted_fmnist"])
 def test_a_tiny_model_runs_on_the_fashion_pixel_tasks(tmp_path, task):
     result = run("gru", task, TINY_FASHION, store=tmp_path / "r.sqlite", progress=False)
     assert 0.0 <= result.metrics["test/accuracy"] <= 1.0
     assert torch.isfinite(torch.tensor(result.metrics["test/loss"]))
+
+
+@pytest.mark.slow
+def test_the_lstm_beats_the_rnn_on_sequential_digits_at_the_default_budget(tmp_path):
+    accuracy = {name: run(name, "sequential_digits", store=tmp_path / "r.sqlite", progress=False)
+                .metrics["test/accuracy"] for name in ("lstm", "rnn")}
+    assert accuracy["lstm"] > 0.93
+    assert accuracy["lstm"] > accuracy["rnn"]

@@ -179,14 +179,15 @@ def test_the_crf_normaliser_and_viterbi_path_equal_brute_force_with_padding():
     lengths = torch.tensor([4, 2])
     mask = torch.arange(4).unsqueeze(0) < lengths.unsqueeze(1)
     tags = torch.tensor([[0, 2, 1, 1], [2, 0, IGNORE_INDEX, IGNORE_INDEX]])
-    log_likelihood = crf.log_likelihood(emissions, tags, mask)
-    decoded = crf.decode(emissions, mask)
+    with torch.no_grad():
+        log_likelihood = crf.log_likelihood(emissions, tags, mask)
+        decoded = crf.decode(emissions, mask)
     for row, length in enumerate(lengths.tolist()):
         log_partition, best = _brute_force(crf, emissions[row, :length])
         gold = tags[row, :length].tolist()
-        gold_score = (crf.start[gold[0]] + crf.end[gold[-1]]
+        gold_score = (crf.start[gold[0]].detach() + crf.end[gold[-1]].detach()
                       + sum(emissions[row, t, gold[t]] for t in range(length))
-                      + sum(crf.transitions[gold[t - 1], gold[t]] for t in range(1, length)))
+                      + sum(crf.transitions[gold[t - 1], gold[t]].detach() for t in range(1, length)))
         assert log_likelihood[row].item() == pytest.approx(float(gold_score) - log_partition, abs=1e-4)
         assert decoded[row, :length].tolist() == best
         assert (decoded[row, length:] == IGNORE_INDEX).all()
@@ -219,3 +220,42 @@ def test_a_bad_tagging_option_is_refused():
         runner.prepare("bilstm", "ner", {"task.output_layer": "hmm"})
     with pytest.raises(BenchmarkError, match="min_frequency must be at least 1"):
         UniversalPOS(TaggingOptions(min_frequency=0))
+
+
+# --------------------------------------------------------------------------- vocabulary and batching
+
+
+def test_the_vocabulary_counts_the_training_split_only_and_maps_unknown_words():
+    from suite.text import Vocabulary
+    training = [["The", "cat", "sat"], ["the", "cat", "ran"], ["a", "cat"]]
+    vocabulary = Vocabulary.from_corpus(training, min_frequency=2, lowercase=True, unknown="<unk>")
+    assert vocabulary.tokens == ["<unk>", "cat", "the"]  # reserved first, then by frequency
+    assert vocabulary.encode(["THE", "dog", "cat"]).tolist() == [2, 0, 1]
+    cased = Vocabulary.from_corpus(training, unknown="<unk>")
+    assert "The" in cased and "the" in cased and len(cased) == 7
+    labels = Vocabulary.from_corpus([["B-PER", "O"]], unknown=None)
+    with pytest.raises(BenchmarkError, match="'I-XYZ' is not one of the 2 known labels"):
+        labels.encode(["I-XYZ"])
+
+
+def test_length_buckets_cover_every_example_once_with_little_padding():
+    from suite.contracts import Batch, SequenceBatch
+    from suite.text import BucketBatches, spread
+    lengths = torch.randint(1, 50, (103,), generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def make_batch(indices):
+        seen.append(indices)
+        return Batch(SequenceBatch(torch.zeros(len(indices), 1), lengths[indices]), indices)
+
+    batches = BucketBatches(lengths, 10, make_batch, shuffle=True, seed=3)
+    first = [batch.targets.tolist() for batch in batches]
+    assert len(first) == len(batches) == 11
+    assert sorted(index for batch in first for index in batch) == list(range(103))
+    spans = [int(lengths[batch].max() - lengths[batch].min()) for batch in map(torch.tensor, first)]
+    assert max(spans) <= 10  # neighbours in length order: a few steps of padding at most
+    second = [batch.targets.tolist() for batch in batches]
+    assert second != first  # reshuffled every pass...
+    replay = BucketBatches(lengths, 10, make_batch, shuffle=True, seed=3)
+    assert [batch.targets.tolist() for batch in replay] == first  # ...reproducibly
+    assert spread(list(range(10)), 3) == [0, 3, 6] and spread([1, 2], None) == [1, 2]
