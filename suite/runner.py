@@ -397,7 +397,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     trainer = pl.Trainer(**_trainer_budget(config, len(splits.train)),
                          accelerator="auto", devices=1, precision=config.trainer.precision,
                          gradient_clip_val=config.optim.clip_norm, gradient_clip_algorithm="norm",
-                         callbacks=callbacks, logger=_logger(wandb, run_id, config),
+                         callbacks=callbacks, logger=_logger(wandb, run_id, config, store.path.parent),
                          enable_progress_bar=progress, enable_model_summary=False,
                          num_sanity_val_steps=0, deterministic=False,
                          default_root_dir=str(checkpoint_dir))
@@ -451,7 +451,8 @@ def _trainer_budget(config: RunConfig, steps_per_epoch: int) -> dict[str, Any]:
     return options
 
 
-def _logger(wandb: bool, run_id: str, config: RunConfig):
+def _logger(wandb: bool, run_id: str, config: RunConfig, folder: Path):
+    """A Weights & Biases logger writing beside the store (or under WANDB_DIR), or none."""
     if not wandb:
         return False
     try:
@@ -459,7 +460,8 @@ def _logger(wandb: bool, run_id: str, config: RunConfig):
         import wandb as _  # noqa: F401
     except ImportError:
         raise BenchmarkError("--wandb needs the wandb package: pip install 'rnnbench[wandb]'") from None
-    logger = WandbLogger(project="rnnbench", name=run_id, mode=os.environ.get("WANDB_MODE", "offline"))
+    logger = WandbLogger(project="rnnbench", name=run_id, mode=os.environ.get("WANDB_MODE", "offline"),
+                         save_dir=os.environ.get("WANDB_DIR", str(folder)))
     logger.log_hyperparams(config.flat())
     return logger
 
