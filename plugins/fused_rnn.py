@@ -71,24 +71,32 @@ class _Fused(Architecture):
 
 @register_architecture("rnn")
 class VanillaRNN(_Fused):
+    """Elman tanh RNN (Elman 1990), fused."""
+
     capabilities = Capabilities(causal=True, structures=("sequence",))
     module = nn.RNN
 
 
 @register_architecture("gru")
 class GRU(_Fused):
+    """Gated recurrent unit (Cho et al. 2014), fused."""
+
     capabilities = Capabilities(causal=True, structures=("sequence",))
     module = nn.GRU
 
 
 @register_architecture("lstm")
 class LSTM(_Fused):
+    """LSTM with forget gate (Hochreiter & Schmidhuber 1997; Gers et al. 2000), fused."""
+
     capabilities = Capabilities(causal=True, structures=("sequence",))
     module = nn.LSTM
 
 
 @register_architecture("bilstm")
 class BiLSTM(_Fused):
+    """Bidirectional LSTM (Graves & Schmidhuber 2005), fused; not causal."""
+
     capabilities = Capabilities(causal=False, structures=("sequence",), state_layout="bidirectional",
                                 carries_state=False)
     module = nn.LSTM

@@ -51,17 +51,21 @@ def cmd_list(args: argparse.Namespace) -> int:
                       f"{'/'.join(caps.structures):<15} v{cls.version}  {_summary(cls)}")
         if args.what in (None, "tasks"):
             print("Tasks:")
+            width = max(map(len, tasks), default=0) + 1
             for name, cls in tasks.items():
                 needs = cls.requirements
-                print(f"  {name:<12} {needs.structure:<9} {'needs causal' if needs.causal else '':<13}"
-                      f"{cls.primary_metric} ({cls.direction})  v{cls.version}  {_summary(cls)}")
+                metric = f"{cls.primary_metric} ({cls.direction})"
+                print(f"  {name:<{width}} {needs.structure:<9} {'needs causal' if needs.causal else '':<13}"
+                      f"{metric:<17} v{cls.version}  {_summary(cls)}")
     for entry, error in registry.load_errors().items():
         print(f"warning: plugin entry point {entry} failed to load: {error}", file=sys.stderr)
     return 0
 
 
 def _summary(cls: type) -> str:
-    doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip().splitlines()
+    """First line of the class's own docstring, else of its module's."""
+    own = cls.__dict__.get("__doc__")
+    doc = (own or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
     return doc[0] if doc else ""
 
 

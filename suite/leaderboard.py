@@ -69,10 +69,17 @@ def curve_frame(runs: pd.DataFrame, setting: str) -> pd.DataFrame:
 
 
 def _varying_settings(runs: pd.DataFrame) -> list[str]:
-    """Setting keys whose value differs between the task's configurations."""
-    configs = list(runs.config)
-    keys = sorted({key for config in configs for key in config})
-    return [key for key in keys if len({repr(config.get(key)) for config in configs}) > 1]
+    """Setting keys whose value differs between the task's configurations. Model settings
+    (`arch.`) count only where they differ between runs of one architecture: that architectures
+    have different options and sizes is what the architecture and params columns already say."""
+    keys = sorted({key for config in runs.config for key in config})
+    varying = []
+    for key in keys:
+        groups = ([configs for _, configs in runs.groupby("architecture").config]
+                  if key.startswith("arch.") else [runs.config])
+        if any(len({repr(config.get(key)) for config in configs}) > 1 for configs in groups):
+            varying.append(key)
+    return varying
 
 
 def _budget(config: dict) -> str:
@@ -86,10 +93,15 @@ def _budget(config: dict) -> str:
 
 
 def references(store: ResultStore, task: str) -> list[dict]:
-    """Published reference numbers recorded with the task's newest run."""
+    """Published reference numbers and baselines recorded with the task's completed runs, each
+    once (a baseline that depends on a task option, like copy's, appears once per value)."""
     runs = store.runs_frame()
-    runs = runs[runs.task == task]
-    return [] if runs.empty else list(runs.task_info.iloc[-1].get("references", []))
+    runs = runs[(runs.task == task) & (runs.status == "completed")]
+    unique = {}
+    for info in runs.task_info:
+        for reference in info.get("references", []):
+            unique.setdefault((reference["model"], reference["value"]), reference)
+    return list(unique.values())
 
 
 def _curve_section(store: ResultStore, task: str) -> str:

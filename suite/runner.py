@@ -16,6 +16,7 @@ import resource
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ LOG_EVERY = 25  # steps between train-loss logs and divergence checks
 # Lightning's info banners (GPU available..., tips) would drown the benchmark's own output.
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# a resumed run finds its own checkpoints in its folder, which is what it wants
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def detach_state(state: Any) -> Any:

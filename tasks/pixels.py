@@ -187,6 +187,8 @@ class _FashionPixels(PixelClassification):
 
 @register_task("sequential_fmnist")
 class SequentialFashionMNIST(_FashionPixels):
+    """Fashion-MNIST read one pixel per step (784 steps); 10-way accuracy."""
+
     def references(self) -> tuple[Reference, ...]:
         return (Reference("tanh-RNN, sequential MNIST", 0.350, "Cooijmans et al. 2017", _FASHION_NOTE),
                 Reference("LSTM, sequential MNIST", 0.989, "Cooijmans et al. 2017", _FASHION_NOTE),
@@ -195,6 +197,8 @@ class SequentialFashionMNIST(_FashionPixels):
 
 @register_task("permuted_fmnist")
 class PermutedFashionMNIST(_FashionPixels):
+    """Fashion-MNIST pixels in one fixed seeded permutation (784 steps); 10-way accuracy."""
+
     permuted = True
 
     def references(self) -> tuple[Reference, ...]:
@@ -214,6 +218,8 @@ class DigitsOptions(PixelOptions):
 
 @register_task("sequential_digits")
 class SequentialDigits(PixelClassification):
+    """scikit-learn's 8x8 digits read one pixel per step (64 steps): the quick variant."""
+
     Options = DigitsOptions
     defaults = {"optim.optimizer": "adam", "optim.lr": 3e-3, "optim.clip_norm": 1.0,
                 "arch.hidden_size": 64, "trainer.batch_size": 32, "trainer.max_steps": 3000,

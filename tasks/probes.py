@@ -101,6 +101,8 @@ def make_copy(size: int, length: int, generator: torch.Generator) -> tuple[Tenso
 
 @register_task("copy")
 class Copy(Task):
+    """Copy task (Arjovsky et al. 2016): recall 10 symbols after T blanks; recalled-symbol accuracy."""
+
     requirements = Requirements(structure="sequence", causal=True)
     head_kind = "tagging"
     primary_metric = "accuracy"
@@ -139,7 +141,7 @@ class Copy(Task):
 
     def references(self) -> tuple[Reference, ...]:
         steps = self.options.length + 2 * COPY_RECALL
-        return (Reference("memoryless baseline (loss, nats/step)",
+        return (Reference(f"memoryless baseline at T={self.options.length} (loss, nats/step)",
                           COPY_RECALL * math.log(COPY_SYMBOLS) / steps, "Arjovsky et al. 2016"),
                 Reference("chance (accuracy)", 1 / COPY_SYMBOLS, "uniform guess over 8 symbols"))
 
@@ -170,13 +172,16 @@ class AddingOptions(ProbeOptions):
 
 @register_task("adding")
 class Adding(Task):
+    """Adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values; MSE."""
+
     requirements = Requirements(structure="sequence", causal=False)
     head_kind = "regression"
     primary_metric = "mse"
     direction = "min"
-    defaults = {"optim.optimizer": "adam", "optim.lr": 3e-3, "optim.clip_norm": 1.0,
-                "arch.hidden_size": 64, "trainer.batch_size": 64, "trainer.max_steps": 1500,
-                "trainer.val_every_steps": 250, "trainer.patience": 4}
+    # measured: rnn at T=50 leaves the 0.167 plateau after about 5000 of these steps (0.010 at 8000)
+    defaults = {"optim.optimizer": "adam", "optim.lr": 1e-3, "optim.schedule": "cosine",
+                "optim.clip_norm": 1.0, "arch.hidden_size": 128, "trainer.batch_size": 64,
+                "trainer.max_steps": 8000, "trainer.val_every_steps": 500, "trainer.patience": 8}
     presets = {"quick": {"task.length": 20, "task.train_size": 2_000, "task.eval_size": 256,
                          "trainer.max_steps": 60, "trainer.val_every_steps": 30,
                          "arch.hidden_size": 32}}

@@ -243,6 +243,8 @@ class MackeyGlassOptions(SeriesOptions):
 
 @register_task("mackey_glass")
 class MackeyGlass(SeriesPrediction):
+    """Mackey-Glass (tau = 17) next-step prediction and free run; NRMSE."""
+
     Options = MackeyGlassOptions
     presets = {"quick": {**SeriesPrediction.presets["quick"], "task.free_run_windows": 8,
                          "task.free_run_warmup": 50, "task.free_run_steps": 20}}
@@ -311,6 +313,8 @@ def free_run(model: nn.Module, warmup: Tensor, steps: int) -> Tensor:
 
 @register_task("narma10")
 class Narma10(SeriesPrediction):
+    """NARMA-10 system identification (Atiya & Parlos 2000); NRMSE."""
+
     Options = SeriesOptions
 
     def series(self) -> tuple[Tensor, Tensor]:
