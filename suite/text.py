@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +15,22 @@ from torch import Tensor
 
 from suite.contracts import Batch
 from suite.errors import BenchmarkError
+
+
+@dataclass
+class TextOptions:
+    """Options every text task shares.
+
+    lowercase / min_frequency: the word vocabulary, built from the training split only; rarer
+        words read as <unk>, which thereby gets trained.
+    train_sentences / eval_sentences: only N sentences, evenly spaced, of the training / each
+        evaluation split (None: all), for quick runs and tests.
+    """
+
+    lowercase: bool = False
+    min_frequency: int = 2
+    train_sentences: int | None = None
+    eval_sentences: int | None = None
 
 T = TypeVar("T")
 R = TypeVar("R")

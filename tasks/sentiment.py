@@ -37,7 +37,7 @@ from suite.errors import BenchmarkError
 from suite.heads import Head, HeadOutput, PooledClassifier
 from suite.pooling import Pooling
 from suite.registry import register_task
-from suite.text import BucketBatches, Vocabulary, pad, read_once, spread
+from suite.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
 
 UNKNOWN = "<unk>"
 NEUTRAL = 2
@@ -132,20 +132,12 @@ def read_trees(path: Path) -> list[SentimentTree]:
 
 
 @dataclass
-class SentimentOptions:
+class SentimentOptions(TextOptions):
     """train_on: sentences (the root labels) or phrases (every labelled node of the training trees,
-        Tai et al. 2015).
-    lowercase / min_frequency: the word vocabulary, from the training sentences; rarer words read
-        as <unk>.
-    train_sentences / eval_sentences: only N trees, evenly spaced, of the training / each
-        evaluation split (None: all), for quick runs and tests.
-    """
+        Tai et al. 2015). The vocabulary and slicing options are `suite.text.TextOptions`
+        (a sentence here is a tree)."""
 
     train_on: Literal["sentences", "phrases"] = "sentences"
-    lowercase: bool = False
-    min_frequency: int = 2
-    train_sentences: int | None = None
-    eval_sentences: int | None = None
 
 
 @dataclass

@@ -36,7 +36,7 @@ from suite.data import require
 from suite.errors import BenchmarkError
 from suite.heads import PerStepClassifier
 from suite.registry import register_task
-from suite.text import BucketBatches, Vocabulary, pad, read_once, spread
+from suite.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
 
 UNKNOWN = "<unk>"
 CONLLU_FIELDS = ("id", "form", "lemma", "upos")  # the columns the tagger reads
@@ -170,19 +170,11 @@ class SoftmaxTagger(PerStepClassifier):
 
 
 @dataclass
-class TaggingOptions:
+class TaggingOptions(TextOptions):
     """output_layer: softmax (independent per token) or crf (linear-chain CRF, Viterbi decoding).
-    lowercase / min_frequency: the word vocabulary, built from the training split; rarer words
-        read as <unk>, which thereby gets trained.
-    train_sentences / eval_sentences: only N sentences, evenly spaced, of the training / each
-        evaluation split (None: all), for quick runs and tests.
-    """
+    The vocabulary and slicing options are `suite.text.TextOptions`."""
 
     output_layer: Literal["softmax", "crf"] = "softmax"
-    lowercase: bool = False
-    min_frequency: int = 2
-    train_sentences: int | None = None
-    eval_sentences: int | None = None
 
 
 _TAGGING_DEFAULTS = {"optim.optimizer": "adam", "optim.lr": 2e-3, "optim.clip_norm": 5.0,
