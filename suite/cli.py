@@ -169,10 +169,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     path = _store_path(args)
     if not path.exists():
         raise BenchmarkError(f"no results store at {path}: pass the --store that holds run {args.run_id}")
-    record = ResultStore(path).get(args.run_id)
+    store = ResultStore(path)
+    record = store.get(args.run_id)
     if record is not None and _draws_images(record.task):
-        return _sample_images(args, ResultStore(path))
-    trained = load_trained(ResultStore(path), args.run_id)
+        return _sample_images(args, store)
+    trained = load_trained(store, args.run_id)
     print(sample_text(trained, args.prime, args.length, args.temperature, args.seed))
     return 0
 
