@@ -19,13 +19,14 @@ The encoder's outputs are y^L; `final` is y^L at each item's last real step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
+from suite.contracts import AtLeast, Probability
 from suite.errors import BenchmarkError
 from suite.registry import register_architecture
 
@@ -41,9 +42,9 @@ class DeepRNNOptions:
     across time (Gal & Ghahramani 2016) instead of a fresh mask at every step."""
 
     cell: CellType = "lstm"
-    num_layers: int = 4
+    num_layers: Annotated[int, AtLeast(1)] = 4
     residual: bool = True
-    dropout: float = 0.0
+    dropout: Annotated[float, Probability] = 0.0
     variational: bool = False
 
 
@@ -95,6 +96,7 @@ class DeepResidualEncoder(Encoder):
 @register_architecture("deep_rnn")
 class DeepResidualRNN(Architecture):
     """Deep residual recurrent stack (rnn / gru / lstm cells)."""
+    depth_option = "num_layers"
 
     capabilities = Capabilities(causal=True, structures=("sequence",))
     Options = DeepRNNOptions

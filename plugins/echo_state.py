@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 
 from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
+from suite.contracts import NonNegative, UnitInterval
 from suite.errors import BenchmarkError
 from suite.registry import register_architecture
 
@@ -40,12 +41,12 @@ class EchoStateOptions:
     columns. ridge: beta of the closed-form readout (optim.optimizer=ridge), which minimises the
     mean squared error over the training items plus beta ||W_out||^2."""
 
-    spectral_radius: float = 0.9
-    leak_rate: float = 1.0
-    density: float = 0.1
-    input_scaling: float = 1.0
-    bias_scaling: float = 0.2
-    ridge: float = 1e-6
+    spectral_radius: Annotated[float, NonNegative] = 0.9
+    leak_rate: Annotated[float, UnitInterval] = 1.0
+    density: Annotated[float, UnitInterval] = 0.1
+    input_scaling: Annotated[float, NonNegative] = 1.0
+    bias_scaling: Annotated[float, NonNegative] = 0.2
+    ridge: Annotated[float, NonNegative] = 1e-6
 
 
 def random_reservoir(size: int, density: float, spectral_radius: float) -> Tensor:

@@ -15,36 +15,65 @@ batches run packed (`pack_padded_sequence`) so padding never reaches the state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
+from suite.contracts import AtLeast, Probability
 from suite.registry import register_architecture
 
 
 class FusedEncoder(Encoder):
-    """Wraps nn.RNN / nn.GRU / nn.LSTM (batch first) in the encoder contract."""
+    """Wraps nn.RNN / nn.GRU / nn.LSTM (batch first) in the encoder contract.
 
-    def __init__(self, module: nn.RNNBase) -> None:
+    `rnn` is one fused module of all layers, or, when there is dropout between layers, a list of
+    one-layer fused modules with `dropout` applied between them, as the fused module would
+    (the same numbers on a CPU). The reason is resuming: cuDNN keeps its own dropout generator,
+    which no checkpoint can save, whereas `nn.functional.dropout` draws from torch's generator,
+    which checkpoints restore (suite.resume)."""
+
+    def __init__(self, rnn: nn.RNNBase | nn.ModuleList, dropout: float = 0.0) -> None:
         super().__init__()
-        self.rnn = module
-        self.directions = 2 if module.bidirectional else 1
-        self.output_size = module.hidden_size * self.directions
+        self.rnn, self.dropout = rnn, dropout
+        layers = list(rnn) if isinstance(rnn, nn.ModuleList) else [rnn]
+        self.directions = 2 if layers[0].bidirectional else 1
+        self.num_layers = sum(layer.num_layers for layer in layers)
+        self.output_size = layers[0].hidden_size * self.directions
+
+    def _run(self, values: Tensor | PackedSequence, state: Any) -> tuple[Tensor | PackedSequence, Any]:
+        if not isinstance(self.rnn, nn.ModuleList):
+            return self.rnn(values, state)
+        per_layer = self.directions
+        states: list[Any] = []
+        for index, layer in enumerate(self.rnn):
+            if index > 0:
+                data = values.data if isinstance(values, PackedSequence) else values
+                dropped = nn.functional.dropout(data, self.dropout, self.training)
+                values = values._replace(data=dropped) if isinstance(values, PackedSequence) else dropped
+            part = None
+            if state is not None:
+                rows = slice(index * per_layer, (index + 1) * per_layer)
+                part = tuple(s[rows] for s in state) if isinstance(state, tuple) else state[rows]
+            values, layer_state = layer(values, part)
+            states.append(layer_state)
+        if isinstance(states[0], tuple):
+            return values, tuple(torch.cat(parts) for parts in zip(*states))
+        return values, torch.cat(states)
 
     def forward(self, inputs: SequenceBatch, state: Any = None) -> EncoderOutput:
         values, lengths = inputs.values, inputs.lengths
         steps = values.shape[1]
         if bool((lengths == steps).all()):
-            outputs, state = self.rnn(values, state)
+            outputs, state = self._run(values, state)
         else:
             packed = pack_padded_sequence(values, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            outputs, state = self.rnn(packed, state)
+            outputs, state = self._run(packed, state)
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=steps)
         hidden: Tensor = state[0] if isinstance(state, tuple) else state
-        layers = self.rnn.num_layers
-        final = hidden.view(layers, self.directions, hidden.shape[1], -1)[-1].transpose(0, 1)
+        final = hidden.view(self.num_layers, self.directions, hidden.shape[1], -1)[-1].transpose(0, 1)
         return EncoderOutput(outputs, final, state)
 
 
@@ -52,21 +81,28 @@ class FusedEncoder(Encoder):
 class StackOptions:
     """num_layers: stacked layers; dropout: between layers (not on the last layer's output)."""
 
-    num_layers: int = 1
-    dropout: float = 0.0
+    num_layers: Annotated[int, AtLeast(1)] = 1
+    dropout: Annotated[float, Probability] = 0.0
 
 
 class _Fused(Architecture):
+    depth_option = "num_layers"
     module: type[nn.RNNBase]
     bidirectional = False
     Options = StackOptions
 
     def build(self, input_size: int, hidden_size: int, options: StackOptions) -> Encoder:
         extra = {"nonlinearity": "tanh"} if self.module is nn.RNN else {}
-        module = self.module(input_size, hidden_size, num_layers=options.num_layers,
-                             dropout=options.dropout if options.num_layers > 1 else 0.0,
-                             batch_first=True, bidirectional=self.bidirectional, **extra)
-        return FusedEncoder(module)
+
+        def fused(layer_input: int, layers: int) -> nn.RNNBase:
+            return self.module(layer_input, hidden_size, num_layers=layers, batch_first=True,
+                               bidirectional=self.bidirectional, **extra)
+
+        if options.dropout == 0.0 or options.num_layers == 1:
+            return FusedEncoder(fused(input_size, options.num_layers))
+        between = hidden_size * (2 if self.bidirectional else 1)
+        return FusedEncoder(nn.ModuleList(fused(input_size if depth == 0 else between, 1)
+                                          for depth in range(options.num_layers)), options.dropout)
 
 
 @register_architecture("rnn")

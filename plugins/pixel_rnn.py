@@ -27,13 +27,14 @@ last position (H-1, W-1), which has seen every pixel but the last; no state is c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, GridBatch
+from suite.contracts import AtLeast, NonNegative, Odd
 from suite.errors import BenchmarkError
 from suite.registry import register_architecture
 
@@ -46,8 +47,8 @@ class PixelRNNOptions:
     convolution. first_kernel: size k of the first k x k mask-A convolution (odd, at least 3)."""
 
     variant: Variant = "diagonal_bilstm"
-    num_layers: int = 2
-    first_kernel: int = 7
+    num_layers: Annotated[int, NonNegative] = 2
+    first_kernel: Annotated[int, AtLeast(3), Odd] = 7
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -163,6 +164,7 @@ class PixelRNNEncoder(Encoder):
 @register_architecture("pixelrnn")
 class PixelRNN(Architecture):
     """PixelRNN (Row LSTM or Diagonal BiLSTM) with masked convolutions and residual layers."""
+    depth_option = "num_layers"
 
     capabilities = Capabilities(causal=True, structures=("grid",), carries_state=False)
     Options = PixelRNNOptions

@@ -16,7 +16,9 @@ with input x_j and children l = 1, 2:
     c_j  = i_j * u_j + sum_l f_jl * c_jl,   h_j = o_j * tanh(c_j)
 
 Leaves have no children (their sums are zero), so a tanh leaf is tanh(W_x x + b). Internal nodes
-carry zero features (or the embedding of id 0), so for them the input term is the bias only.
+have no input (x_j = 0, as Tai et al. 2015): whatever filler a TreeBatch holds there (id 0 of a
+token task is `<unk>`: masked out here, so its embedding gets no gradient from them), the input
+term of an internal node is the bias only, on trees as on sequences.
 
 Batching: the input projection of every node and gate is one matmul; then all nodes of one height
 across the whole batch are composed in one matmul, in increasing height, never node by node.
@@ -98,7 +100,7 @@ class RecursiveEncoder(Encoder):
 
     def _forward_tree(self, batch: TreeBatch) -> EncoderOutput:
         _check_tree(batch)
-        projected = self.input_projection(_node_features(batch.values))
+        projected = self.input_projection(_node_features(batch))
         height = batch.height.to(projected.device)
         order = torch.argsort(height, stable=True)
         sizes = torch.bincount(height).tolist()
@@ -116,7 +118,7 @@ class RecursiveEncoder(Encoder):
 
     def forward_node_by_node(self, batch: TreeBatch) -> Tensor:
         """Reference: the same network by plain recursion, one node at a time; (N, H) outputs."""
-        features = _node_features(batch.values)
+        features = _node_features(batch)
         left, right = batch.left.tolist(), batch.right.tolist()
         states: dict[int, Tensor] = {}
 
@@ -165,11 +167,15 @@ class RecursiveEncoder(Encoder):
         return EncoderOutput(outputs, final, None)
 
 
-def _node_features(values: Tensor) -> Tensor:
+def _node_features(batch: TreeBatch) -> Tensor:
+    """(N, F) node inputs: the leaves' values, zero at internal nodes (x = 0: no input, so no
+    gradient reaches what the task put there, e.g. the `<unk>` embedding)."""
+    values = batch.values
     if values.dim() != 2:
         raise BenchmarkError(f"tree node values must be (N, F) features after embedding, got shape "
                              f"{tuple(values.shape)}: give token trees an input vocabulary")
-    return values
+    internal = (batch.left >= 0).to(values.device).unsqueeze(-1)
+    return values.masked_fill(internal, 0.0)
 
 
 def _check_tree(batch: TreeBatch) -> None:

@@ -11,26 +11,77 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from suite.errors import BenchmarkError
+from suite.errors import BenchmarkError, did_you_mean, path_problem
 
 DEFAULT_STORE = "runs/rnnbench.sqlite"
+MAX_IMAGES = 1_024   # `sample --count`: one grid
+MAX_SEEDS = 1_000    # `sweep --seeds`: every seed is planned up front
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
 
 
 def _store_path(args: argparse.Namespace) -> Path:
-    return Path(args.store or os.environ.get("RNNBENCH_STORE", DEFAULT_STORE))
+    """--store, else $RNNBENCH_STORE (empty counts as unset), else the default; an empty --store
+    is an error, not the default."""
+    if args.store is not None:
+        if not args.store.strip():
+            raise BenchmarkError(f"--store is empty: pass a file path, e.g. --store {DEFAULT_STORE}, "
+                                 f"or leave the option out for $RNNBENCH_STORE or {DEFAULT_STORE}")
+        return Path(args.store).expanduser()
+    return Path(os.environ.get("RNNBENCH_STORE") or DEFAULT_STORE).expanduser()
 
 
 def _csv(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+    """None (option not given) stays None; 'a, b' -> ['a', 'b']; '' or ',' -> [] (names nothing)."""
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
     from suite.config import parse_assignments
 
     overrides = parse_assignments(args.set or [])
-    if args.params:
+    if args.params is not None:   # --params '' is a bad budget, not no budget
         overrides["arch.params"] = args.params
     return overrides
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from suite.config import check_seed
+
+    return check_seed(args.seed, "--seed")
+
+
+def _output_file(text: str, what: str, default_name: str | None = None,
+                 suffixes: tuple[str, ...] | None = None) -> Path:
+    """The file `--output` names, checked before any work is done: a folder gets `default_name`
+    inside it (or is refused when there is none), a missing suffix becomes the first of
+    `suffixes`, and a path under a file is refused."""
+    if not text.strip():
+        raise BenchmarkError(f"--output is empty: name a file for {what}, or leave the option out")
+    output = Path(text).expanduser()
+    if output.is_dir() or text.endswith(("/", os.sep)):
+        if default_name is None:
+            raise BenchmarkError(f"--output {text} is a folder: name a file for {what}, e.g. "
+                                 f"--output {output / 'leaderboard.md'}")
+        output = output / default_name
+    elif suffixes and not output.suffix:
+        output = output.with_suffix(suffixes[0])
+    if suffixes and output.suffix.lower() not in suffixes:
+        raise BenchmarkError(f"--output {output} cannot hold {what}: name a file ending in "
+                             f"{', '.join(suffixes)}, e.g. --output {output.with_suffix(suffixes[0])}")
+    problem = path_problem(output)
+    if problem:
+        raise BenchmarkError(f"cannot write {what} to {output}: {problem}; pass an --output path "
+                             f"in a folder")
+    return output
+
+
+def _written(output: Path, write) -> Path:
+    """Run `write()`, turning a file-system error into a message naming the fix."""
+    try:
+        return write()
+    except OSError as error:
+        raise BenchmarkError(f"cannot write {output} ({error.strerror or error}): pass an --output "
+                             f"path in a writable folder") from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -94,10 +145,11 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from suite.runner import run
+    from suite import runner
 
-    result = run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=args.seed,
-                 store=_store_path(args), progress=not args.no_progress, wandb=args.wandb)
+    seed, store = _seed(args), _store_path(args)
+    result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
+                        store=store, progress=not args.no_progress, wandb=args.wandb)
     print(f"run {result.run_id} completed: {result.parameters} parameters "
           f"(hidden size {result.hidden_size}), {result.items_per_second:,.0f} items/s, "
           f"{result.wall_time_s:.1f} s")
@@ -108,25 +160,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from suite.constraints import Between, check
     from suite.store import ResultStore
-    from suite.sweep import plan, sweep
+    from suite.sweep import UNSUCCESSFUL, plan, sweep
 
+    path = _store_path(args)
+    check("--seeds", args.seeds, Between(1, MAX_SEEDS), hint=": the number of seeds (0, 1, ...), "
+                                                             "e.g. --seeds 3")
     seeds = list(range(args.seeds))
     variants = [{**_overrides(args), **variant} for variant in _variants(args.vary or [])]
     plans = [(overrides, plan(_csv(args.architectures), _csv(args.tasks), seeds, overrides, args.preset))
              for overrides in variants]
-    store = ResultStore(_store_path(args))
+    store = ResultStore(path)
     print(f"sweep: {sum(len(planned) for _, planned in plans)} runs ({len(seeds)} seed(s) each) "
           f"into {store.path}")
-    outcomes = Counter()
+    outcomes, errors = Counter(), []
     for overrides, planned in plans:
-        outcomes += sweep(planned, overrides, args.preset, store, progress=not args.no_progress)
+        result = sweep(planned, overrides, args.preset, store, progress=not args.no_progress)
+        outcomes += result
+        errors += result.errors
     print("sweep done: " + ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items())))
+    for line in errors:
+        print(f"  {line}")
     if args.leaderboard:
         from suite.leaderboard import render
         print()
         print(render(store, fmt="md"))
-    return 1 if outcomes.get("failed") or outcomes.get("interrupted") else 0
+    return 1 if any(outcomes.get(status) for status in UNSUCCESSFUL) else 0
 
 
 def _variants(items: list[str]) -> list[dict[str, str]]:
@@ -155,6 +215,9 @@ def cmd_data_status(args: argparse.Namespace) -> int:
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from suite import data
 
+    for name in args.datasets:   # every name checked before anything is downloaded
+        data.get_dataset(name)
+    data.data_dir()
     for name in args.datasets:
         report = data.fetch(name, progress=not args.no_progress)
         print(f"{name}: {report.state} in {report.folder} ({report.describe()})")
@@ -162,10 +225,20 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from suite.constraints import Between, check
     from suite.runner import load_trained
-    from suite.sampling import sample_text
+    from suite.sampling import check_sampling, sample_text
     from suite.store import ResultStore
 
+    check_sampling(args.length, args.temperature)
+    check("--count", args.count, Between(1, MAX_IMAGES), hint=f": a grid of at most {MAX_IMAGES:,} "
+                                                               f"images, e.g. --count 16")
+    _seed(args)
+    if args.output is not None:
+        _output_file(args.output, "the image grid", f"{args.run_id}.png", IMAGE_SUFFIXES)
+    if not args.run_id.strip():
+        raise BenchmarkError("the run id is empty: pass the id `rnnbench run` printed (see "
+                             "`rnnbench leaderboard` for the stored runs)")
     path = _store_path(args)
     if not path.exists():
         raise BenchmarkError(f"no results store at {path}: pass the --store that holds run {args.run_id}")
@@ -192,12 +265,11 @@ def _sample_images(args: argparse.Namespace, store) -> int:
     from suite.plots import write_image_grid
     from suite.runner import load_trained
 
-    if args.count <= 0:
-        raise BenchmarkError(f"--count must be positive, got {args.count}")
+    output = (_output_file(args.output, "the image grid", f"{args.run_id}.png", IMAGE_SUFFIXES)
+              if args.output else store.path.parent / "samples" / f"{args.run_id}.png")
     trained = load_trained(store, args.run_id)
     images = trained.task.sample(trained.model, args.count, torch.Generator().manual_seed(args.seed))
-    output = Path(args.output or store.path.parent / "samples" / f"{args.run_id}.png")
-    write_image_grid(images, output)
+    output = _written(output, lambda: write_image_grid(images, output))
     print(f"{args.count} samples of run {args.run_id} ({trained.task.name}) written to {output}")
     return 0
 
@@ -205,17 +277,25 @@ def _sample_images(args: argparse.Namespace, store) -> int:
 def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
     from suite.diagnostics import decay_per_step, diagnose_gradients, stored_gradient_flow
     from suite.plots import plot_gradient_flow
+    from suite.runner import prepare
     from suite.store import ResultStore
 
-    store = ResultStore(_store_path(args))
-    flows = []
-    for architecture in _csv(args.architectures) or []:
-        measured = diagnose_gradients(architecture, args.task, _overrides(args), preset=args.preset,
-                                      seed=args.seed, store=store, progress=not args.no_progress)
-        flows.append(stored_gradient_flow(store, measured.run_id, architecture, args.task))
-    if not flows:
+    architectures = _csv(args.architectures) or []
+    if not architectures:
         raise BenchmarkError("name at least one architecture, e.g. `rnnbench diagnose gradients "
                              "rnn,lstm copy`")
+    seed, path, overrides = _seed(args), _store_path(args), _overrides(args)
+    default_name = f"gradients-{args.task}.png"
+    output = (_output_file(args.output, "the plot", default_name, IMAGE_SUFFIXES) if args.output
+              else path.parent / "plots" / default_name)
+    for architecture in architectures:   # every bad name or value refused before anything trains
+        prepare(architecture, args.task, overrides, args.preset, seed)
+    store = ResultStore(path)
+    flows = []
+    for architecture in architectures:
+        measured = diagnose_gradients(architecture, args.task, overrides, preset=args.preset,
+                                      seed=seed, store=store, progress=not args.no_progress)
+        flows.append(stored_gradient_flow(store, measured.run_id, architecture, args.task))
     distances = [d for d in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500) if d < flows[0].init.shape[0]]
     print(f"||dL_T/dx_t|| by distance T - t on {args.task} (mean over a test batch):")
     print(f"  {'architecture':<14}{'phase':<9}" + "".join(f"{'d=' + str(d):>10}" for d in distances)
@@ -225,10 +305,10 @@ def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
             norms = getattr(flow, phase)
             print(f"  {flow.architecture:<14}{phase:<9}" + "".join(f"{norms[d].item():>10.2e}" for d in distances)
                   + f"{decay_per_step(norms):>10.3f}")
-    settings = " ".join(f"{key}={value}" for key, value in _overrides(args).items())
-    output = args.output or store.path.parent / "plots" / f"gradients-{args.task}.png"
+    settings = " ".join(f"{key}={value}" for key, value in overrides.items())
     title = f"Gradient flow on {args.task}" + (f" ({settings})" if settings else "")
-    print(f"plot written to {plot_gradient_flow(flows, title, output)}; curves stored with runs "
+    written = _written(output, lambda: plot_gradient_flow(flows, title, output))
+    print(f"plot written to {written}; curves stored with runs "
           + ", ".join(flow.run_id for flow in flows))
     return 0
 
@@ -238,13 +318,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from suite.store import ResultStore
 
     path = _store_path(args)
+    output = _output_file(args.output, "the leaderboard") if args.output is not None else None
+    if args.task is not None and not args.task.strip():
+        raise BenchmarkError("--task is empty: name a task, e.g. --task copy, or leave the option "
+                             "out for every task")
     if not path.exists():
         raise BenchmarkError(f"no results store at {path}: run `rnnbench sweep` first or pass --store")
-    text = render(ResultStore(path), args.task, args.format)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
-        print(f"leaderboard written to {args.output}")
+    store = ResultStore(path)
+    if args.task is not None:
+        from suite import registry
+
+        known = set(registry.tasks()) | set(store.runs_frame().task)
+        if args.task not in known:
+            raise BenchmarkError(f"unknown task '{args.task}'.{did_you_mean(args.task, known)} "
+                                 f"See `rnnbench list tasks` for the registered tasks.")
+    text = render(store, args.task, args.format)
+    if output is not None:
+        def write() -> Path:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+            return output
+
+        _written(output, write)
+        print(f"leaderboard written to {output}")
     else:
         print(text, end="")
     return 0
@@ -350,19 +446,28 @@ def _interrupt_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.data_dir:  # through the environment, so that a sweep's run processes see it too
-        os.environ["RNNBENCH_DATA"] = str(Path(args.data_dir).expanduser().resolve())
     _quiet()
     _interrupt_on_sigterm()
     try:
+        if args.data_dir is not None:  # through the environment, so that a sweep's runs see it too
+            from suite import data
+
+            if not args.data_dir.strip():
+                raise BenchmarkError("--data-dir is empty: name a directory, or leave the option "
+                                     f"out for ${data.DATA_ENV} or ~/.cache/rnnbench/data")
+            os.environ[data.DATA_ENV] = str(data.data_dir(Path(args.data_dir).expanduser().resolve()))
         return args.handler(args)
-    except BenchmarkError as error:
-        print(f"rnnbench: error: {error}", file=sys.stderr)
+    except BenchmarkError as error:   # the one place where a problem becomes a message
+        message = " ".join(str(error).split())   # one line, whatever the message holds
+        print(f"rnnbench: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rnnbench: interrupted; the run is recorded as interrupted, and running it again "
-              "resumes from its last checkpoint",
-              file=sys.stderr)
+    except KeyboardInterrupt as error:
+        if getattr(error, "recorded", False):
+            print("rnnbench: interrupted; the run is recorded as interrupted, and running it again "
+                  "resumes from its last checkpoint", file=sys.stderr)
+        else:
+            print("rnnbench: interrupted; run the same command again to continue (completed runs "
+                  "are kept)", file=sys.stderr)
         return 130
 
 

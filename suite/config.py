@@ -8,13 +8,17 @@ dataclass defaults < task defaults < preset < `--set key=value`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from suite.constraints import (SEED_RANGE, AllowNonFinite, AtLeast, Constraint, NonNegative,
+                               Positive, check)
 from suite.contracts import Architecture, Task
 from suite.errors import BenchmarkError, did_you_mean
 
@@ -29,9 +33,9 @@ class ModelSettings:
     embedding_size: size of the token embedding for token inputs (default: hidden_size).
     """
 
-    hidden_size: int = 64
-    params: int | None = None
-    embedding_size: int | None = None
+    hidden_size: Annotated[int, AtLeast(1)] = 64
+    params: Annotated[int, AtLeast(1)] | None = None
+    embedding_size: Annotated[int, AtLeast(1)] | None = None
 
 
 @dataclass
@@ -49,14 +53,14 @@ class OptimSettings:
     """
 
     optimizer: Literal["sgd", "adam", "adamw", "ridge"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
+    lr: Annotated[float, Positive] = 1e-3
+    weight_decay: Annotated[float, NonNegative] = 0.0
+    momentum: Annotated[float, NonNegative] = 0.0
     schedule: Literal["constant", "cosine", "decay"] = "constant"
-    decay_start: int = 1
-    decay_factor: float = 0.5
-    clip_norm: float | None = 1.0
-    init_scale: float | None = None
+    decay_start: Annotated[int, AtLeast(1)] = 1
+    decay_factor: Annotated[float, Positive] = 0.5
+    clip_norm: Annotated[float, Positive] | None = 1.0
+    init_scale: Annotated[float, Positive] | None = None
     loss_reduction: Literal["token_mean", "sequence_sum"] = "token_mean"
 
 
@@ -64,13 +68,13 @@ class OptimSettings:
 class TrainerSettings:
     """Budget and evaluation (`trainer.` namespace). A budget of None means unlimited."""
 
-    batch_size: int = 32
-    max_steps: int | None = 1000
-    max_epochs: int | None = None
-    max_time_s: float | None = None
-    val_every_steps: int | None = None
+    batch_size: Annotated[int, AtLeast(1)] = 32
+    max_steps: Annotated[int, AtLeast(1)] | None = 1000
+    max_epochs: Annotated[int, AtLeast(1)] | None = None
+    max_time_s: Annotated[float, Positive] | None = None
+    val_every_steps: Annotated[int, AtLeast(1)] | None = None
     early_stopping: bool = True
-    patience: int = 5
+    patience: Annotated[int, NonNegative] = 5
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
 
 
@@ -103,7 +107,9 @@ class RunConfig:
 
 def resolve(architecture: type[Architecture], task: type[Task], overrides: dict[str, str] | None = None,
             preset: str | None = None) -> RunConfig:
-    """Build a RunConfig; raise BenchmarkError naming the bad key or value and the fix."""
+    """Build a RunConfig; raise BenchmarkError naming the bad key or value and the fix. Every value
+    is parsed to its declared type and checked against its declared meaning (`suite.constraints`:
+    `Annotated[int, Positive]`, ...; every float finite unless declared `AllowNonFinite`)."""
     config = RunConfig(architecture.name, task.name, ModelSettings(), architecture.Options(),
                        task.Options(), OptimSettings(), TrainerSettings(), preset)
     layers: list[tuple[str, dict[str, Any]]] = [(f"task '{task.name}' defaults", dict(task.defaults))]
@@ -111,12 +117,13 @@ def resolve(architecture: type[Architecture], task: type[Task], overrides: dict[
         if preset not in task.presets:
             choices = ", ".join(task.presets) or "none"
             raise BenchmarkError(f"unknown preset '{preset}' for task '{task.name}'."
-                                 f"{did_you_mean(preset, task.presets)} Presets: {choices}.")
+                                 f"{did_you_mean(preset, task.presets)} Known presets: {choices}.")
         layers.append((f"preset '{preset}'", dict(task.presets[preset])))
     layers.append(("--set", dict(overrides or {})))
     for origin, values in layers:
         for key, value in values.items():
             _assign(config, key, value, origin)
+    _check_defaults(config)
     _check(config)
     return config
 
@@ -126,25 +133,127 @@ def _targets(config: RunConfig, namespace: str) -> list[Any]:
             "optim": [config.optim], "trainer": [config.trainer]}[namespace]
 
 
+@functools.lru_cache(maxsize=None)
+def declared_types(cls: type) -> dict[str, Any]:
+    """A settings dataclass's field types, with their `Annotated` declarations."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    if not dataclasses.is_dataclass(cls):
+        return hints
+    names = {f.name for f in fields(cls)}
+    return {name: hint for name, hint in hints.items() if name in names}
+
+
 def _assign(config: RunConfig, key: str, value: Any, origin: str) -> None:
     namespace, _, name = key.partition(".")
+    if namespace in NAMESPACES and not name:
+        raise BenchmarkError(f"setting '{key}' (from {origin}) names no setting: write "
+                             f"{namespace}.NAME=VALUE (see the settings table in README.md)")
     if namespace not in NAMESPACES or not name:
         raise BenchmarkError(f"setting '{key}' (from {origin}) needs a namespace: write "
                              f"{' / '.join(n + '.' + (name or key) for n in NAMESPACES)}")
     targets = _targets(config, namespace)
     for target in targets:
-        hints = typing.get_type_hints(type(target))
+        hints = declared_types(type(target))
         if name in hints:
-            setattr(target, name, parse_value(key, value, hints[name]))
+            hint = f" (from {origin}){_example(key, target, name, hints[name])}"
+            setattr(target, name, parse_value(key, value, hints[name], hint=hint))
             return
     known = [f"{namespace}.{f.name}" for target in targets for f in fields(target)]
     raise BenchmarkError(f"unknown setting '{key}' (from {origin}).{did_you_mean(key, known)} "
                          f"Known {namespace}. settings: {', '.join(sorted(known)) or 'none'}.")
 
 
-def parse_value(key: str, value: Any, annotation: Any) -> Any:
-    """Convert `value` (a string from the command line, or a Python value) to `annotation`."""
+def _example(key: str, target: Any, name: str, annotation: Any) -> str:
+    """': e.g. task.length=50' from the field's default (or its lower bound), '(or none)' where
+    None is allowed."""
+    default = next((f.default for f in fields(target) if f.name == name), None) \
+        if dataclasses.is_dataclass(target) else getattr(type(target), name, None)
+    nullable = _allows_none(annotation)
+    candidates = [default] + [_lowest(constraint) for constraint in _constraints(annotation)]
+    for candidate in candidates:
+        if candidate is None or isinstance(candidate, (bool, str)) or candidate is dataclasses.MISSING:
+            continue
+        try:
+            check_value(key, candidate, annotation)
+        except BenchmarkError:
+            continue
+        return f": e.g. {key}={candidate}" + (" (or none)" if nullable else "")
+    return f": e.g. {key}=none" if nullable else ""
+
+
+def _lowest(constraint: Any) -> Any:
+    low = getattr(constraint, "low", None)
+    if low is None:
+        return None
+    return low + 1 if getattr(constraint, "low_open", False) else low
+
+
+def _allows_none(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _allows_none(typing.get_args(annotation)[0])
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+def _constraints(annotation: Any) -> list[Constraint]:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *meta = typing.get_args(annotation)
+        return [m for m in meta if isinstance(m, Constraint)] + _constraints(base)
+    if origin in (typing.Union, types.UnionType):
+        return [c for option in typing.get_args(annotation) for c in _constraints(option)]
+    return []
+
+
+def parse_value(key: str, value: Any, annotation: Any, hint: str = "") -> Any:
+    """Convert `value` (a string from the command line, or a Python value) to `annotation`, and
+    check it against what `annotation` declares (`check_value`); `hint` ends a range error."""
+    parsed = _parse(key, value, annotation)
+    check_value(key, parsed, annotation, hint)
+    return parsed
+
+
+def check_value(key: str, value: Any, annotation: Any, hint: str = "",
+                declared: tuple[Any, ...] = ()) -> None:
+    """Raise a BenchmarkError unless the (parsed) `value` meets the constraints `annotation`
+    declares (`Annotated[...]` metadata, at any level); a float must also be finite unless
+    declared `AllowNonFinite`. None passes: the type says whether it is allowed."""
+    if value is None:
+        return
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *meta = typing.get_args(annotation)
+        check_value(key, value, base, hint, (*declared, *meta))
+        return
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            if option is not type(None) and _matches(value, option):
+                check_value(key, value, option, hint, declared)
+                return
+        return
+    constraints = [item for item in declared if isinstance(item, Constraint)]
+    check(key, value, *constraints, finite=AllowNonFinite not in declared, hint=hint)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether a parsed value is of this (union member) type."""
+    if typing.get_origin(annotation) is Annotated:
+        return _matches(value, typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) is Literal:
+        return value in typing.get_args(annotation)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(annotation, type) and isinstance(value, annotation)
+
+
+def _parse(key: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _parse(key, value, typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
         if type(None) in options and (value is None or str(value).lower() in ("none", "null")):
@@ -154,7 +263,7 @@ def parse_value(key: str, value: Any, annotation: Any) -> Any:
             if option is type(None):
                 continue
             try:
-                return parse_value(key, value, option)
+                return _parse(key, value, option)
             except BenchmarkError as error:
                 errors.append(str(error))
         raise BenchmarkError(errors[0])
@@ -162,8 +271,9 @@ def parse_value(key: str, value: Any, annotation: Any) -> Any:
         choices = typing.get_args(annotation)
         if value in choices:
             return value
+        close = did_you_mean(str(value), map(str, choices)) or f" Choose one, e.g. {key}={choices[0]}."
         raise BenchmarkError(f"{key} must be one of {', '.join(map(str, choices))}, got "
-                             f"'{value}'.{did_you_mean(str(value), map(str, choices))}")
+                             f"'{value}'.{close}")
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -172,10 +282,10 @@ def parse_value(key: str, value: Any, annotation: Any) -> Any:
             return True
         if text in ("false", "0", "no", "off"):
             return False
-        raise BenchmarkError(f"{key} expects true or false, got '{value}'")
+        raise BenchmarkError(f"{key} expects true or false (e.g. {key}=true), got '{value}'")
     if annotation is int:
         if isinstance(value, bool):
-            raise BenchmarkError(f"{key} expects an integer, got {value}")
+            raise BenchmarkError(f"{key} expects an integer (e.g. {key}=100), got {value}")
         if isinstance(value, int):
             return value
         try:
@@ -184,32 +294,50 @@ def parse_value(key: str, value: Any, annotation: Any) -> Any:
             raise BenchmarkError(f"{key} expects an integer (e.g. {key}=100 or 10k), "
                                  f"got '{value}'") from None
     if annotation is float:
+        if isinstance(value, bool):
+            raise BenchmarkError(f"{key} expects a number (e.g. {key}=0.001), got {value}")
         try:
             return float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise BenchmarkError(f"{key} expects a number (e.g. {key}=0.001), got '{value}'") from None
     if annotation is str:
         return str(value)
-    raise BenchmarkError(f"{key} has an unsupported type {annotation!r}")
+    raise BenchmarkError(f"{key} has an unsupported type {annotation!r}: declare it as int, float, "
+                         f"bool, str or a Literal in the plugin's Options")
 
 
 def parse_count(text: str) -> int:
-    """'100k' -> 100000, '1.5M' -> 1500000, '42' -> 42."""
+    """'100k' -> 100000, '1.5M' -> 1500000, '42' -> 42. Raises ValueError for anything that is not
+    a whole, finite number."""
     text = text.strip().lower().replace("_", "")
     scale = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(text[-1:], 1)
     number = text[:-1] if scale > 1 else text
     result = float(number) * scale
-    if not result.is_integer():
+    if not math.isfinite(result) or not result.is_integer():
         raise ValueError(text)
     return int(result)
 
 
+def check_seed(seed: Any, name: str = "--seed") -> int:
+    """A seed numpy (through Lightning's seed_everything) accepts: 0 .. 2**32 - 1."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise BenchmarkError(f"{name} expects an integer, got '{seed}': e.g. {name} 0")
+    return check(name, seed, SEED_RANGE, hint=f": e.g. {name} 0")
+
+
+def _check_defaults(config: RunConfig) -> None:
+    """Values nobody set are the dataclasses' defaults: check them too (a plugin whose default
+    breaks its own declaration is refused by name)."""
+    for prefix, obj in (("arch", config.model), ("arch", config.arch_options),
+                        ("task", config.task_options), ("optim", config.optim),
+                        ("trainer", config.trainer)):
+        for name, annotation in declared_types(type(obj)).items():
+            check_value(f"{prefix}.{name}", getattr(obj, name), annotation,
+                        hint=f" (the default of {type(obj).__module__}.{type(obj).__qualname__}): "
+                             f"fix the plugin's Options or set {prefix}.{name}")
+
+
 def _check(config: RunConfig) -> None:
-    positive = {"arch.hidden_size": config.model.hidden_size, "trainer.batch_size": config.trainer.batch_size,
-                "optim.lr": config.optim.lr}
-    for key, value in positive.items():
-        if value <= 0:
-            raise BenchmarkError(f"{key} must be positive, got {value}")
     budget = (config.trainer.max_steps, config.trainer.max_epochs, config.trainer.max_time_s)
     if all(limit is None for limit in budget):
         raise BenchmarkError("the run has no budget: set trainer.max_steps, trainer.max_epochs "

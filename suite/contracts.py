@@ -12,12 +12,15 @@ Causality convention:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from suite.constraints import (AllowNonFinite, AtLeast, AtMost, Between, Constraint, NonEmpty,  # noqa: F401
+                               NonNegative, Odd, Positive, Probability, Range, UnitInterval)
 from suite.errors import BenchmarkError
 
 Structure = Literal["sequence", "tree", "grid"]
@@ -53,7 +56,9 @@ class SequenceBatch:
 class TreeBatch:
     """A forest of binary trees flattened into one node list, ordered for level-wise batching.
 
-    `values`: (N,) token ids or (N, F) features (internal nodes carry id 0 / zeros).
+    `values`: (N,) token ids or (N, F) features. Only leaves have an input: an internal node's
+    value is filler (id 0 / zeros) that an encoder must not read; it treats the node's input as
+    zero (Tai et al. 2015), so e.g. the embedding of id 0 (`<unk>`) gets no gradient from it.
     `left`, `right`: (N,) child indices, -1 for leaves. Every child comes before its parent.
     `height`: (N,) 0 for leaves, 1 + max child height otherwise: all nodes of one height can be
     computed together in one matmul, in increasing height.
@@ -163,11 +168,14 @@ class Architecture:
     """Base of every architecture plugin. Subclass, set the class attributes, implement `build`.
 
     `Options` is a dataclass of the plugin's own typed hyper-parameters with defaults.
+    `depth_option`: the option, if any, that sets the depth of a stack whose size grows linearly
+    with it (e.g. "num_layers"); `estimate_parameters` then never builds the full stack.
     """
 
     name: ClassVar[str]
     version: ClassVar[int] = 1
     capabilities: ClassVar[Capabilities]
+    depth_option: ClassVar[str | None] = None
 
     @dataclass
     class Options:
@@ -178,6 +186,21 @@ class Architecture:
 
     def build(self, input_size: int, hidden_size: int, options: Any) -> Encoder:
         raise NotImplementedError
+
+    def estimate_parameters(self, input_size: int, hidden_size: int, options: Any) -> int:
+        """Parameters and buffers of the encoder `build` would return, without allocating them:
+        built on the meta device, at depths 1 and 2 and extrapolated linearly when the
+        architecture declares a `depth_option`."""
+        def size(built_options: Any) -> int:
+            with torch.device("meta"):
+                encoder = self.build(input_size, hidden_size, built_options)
+            return sum(t.numel() for t in (*encoder.parameters(), *encoder.buffers()))
+
+        if self.depth_option is None:
+            return size(options)
+        depth = getattr(options, self.depth_option)
+        one, two = (size(dataclasses.replace(options, **{self.depth_option: d})) for d in (1, 2))
+        return one + (depth - 1) * (two - one)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -229,6 +252,8 @@ class Task:
     carries_state: the runner carries the encoder state across consecutive batches (and detaches it).
     curve_setting: a setting the primary metric is studied as a function of (e.g. "task.length"
         for the probes): the leaderboard then adds a table with one column per value of it.
+    item_unit: what the head's `count` counts, one supervised item (tokens, sentences, images,
+        steps): the unit of the loss average and of the throughput figure (items per second).
     """
 
     name: ClassVar[str]
@@ -241,6 +266,7 @@ class Task:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     carries_state: ClassVar[bool] = False
     curve_setting: ClassVar[str | None] = None
+    item_unit: ClassVar[str] = "items"
 
     @dataclass
     class Options:

@@ -30,7 +30,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from suite.errors import BenchmarkError, did_you_mean
+from suite.errors import BenchmarkError, did_you_mean, path_problem
 
 DATA_ENV = "RNNBENCH_DATA"
 FileState = Literal["present", "missing", "corrupt"]
@@ -134,12 +134,23 @@ CATALOG: dict[str, Dataset] = {dataset.name: dataset for dataset in (
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The data directory: `explicit`, else $RNNBENCH_DATA, else the per-user cache folder."""
     if explicit is not None:
-        return Path(explicit).expanduser()
+        return _usable(Path(explicit).expanduser(), "the data directory")
     configured = os.environ.get(DATA_ENV)
     if configured:
-        return Path(configured).expanduser()
+        return _usable(Path(configured).expanduser(), f"${DATA_ENV} (or --data-dir)")
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "rnnbench" / "data"
+    return _usable(Path(cache) / "rnnbench" / "data", "the default data directory")
+
+
+def _usable(folder: Path, origin: str) -> Path:
+    """`folder`, unless it (or a folder above it) is a file: then a BenchmarkError with the fix."""
+    problem = path_problem(folder) or (f"{folder} is a file, not a directory"
+                                       if folder.exists() and not folder.is_dir() else None)
+    if problem:
+        raise BenchmarkError(f"{origin} points at {folder}, but {problem}: point {DATA_ENV} or "
+                             f"--data-dir at a directory (it is created if missing), or unset "
+                             f"{DATA_ENV} to use ~/.cache/rnnbench/data")
+    return folder
 
 
 def get_dataset(name: str) -> Dataset:
@@ -168,7 +179,7 @@ def file_state(root: Path, data_file: DataFile) -> FileState:
     path = root / data_file.name
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, data_file.sha256)
     if key not in _verified:
@@ -255,6 +266,9 @@ def fetch(name_or_dataset: str | Dataset, root: str | os.PathLike | None = None,
     wanted = [f for f in dataset.files if file_state(folder, f) != "present"]
     if not wanted:
         return _status_of(dataset, folder)
+    if folder.exists() and not folder.is_dir():
+        raise BenchmarkError(f"{folder} is a file, but dataset '{dataset.name}' goes in a folder "
+                             f"of that name: move the file away, then fetch again")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as scratch:
         downloads: dict[str, Path] = {}

@@ -1,7 +1,11 @@
-"""Leaderboards from the results store: one table per task, best first.
+"""Leaderboards from the results store: one table per task and comparable setting, best first.
 
 A row is one (architecture, configuration), where configuration is every setting but the seed;
-it shows the mean and standard deviation over seeds of the task's primary test metric.
+it shows the mean and standard deviation over its completed seeds of the task's primary test
+metric, and the outcome of every other seed (diverged, failed, interrupted, running): none is
+dropped silently. Ranking rule: a configuration with any seed that did not complete ranks below
+every configuration whose seeds all completed. Only comparable configurations are ranked together:
+one table per value of the task's own settings that vary (e.g. `task.length`) and per budget.
 """
 
 from __future__ import annotations
@@ -16,35 +20,60 @@ BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time_s")
 
 
 def leaderboard_frames(store: ResultStore, task: str | None = None) -> dict[str, pd.DataFrame]:
-    """{task: table} over the completed runs of the store."""
+    """{title: table}, one table per task and comparable group: "copy", or "copy (task.length=20,
+    steps=6, batch=16)" when a task's runs differ in task settings or budget."""
     runs = store.runs_frame()
-    runs = runs[runs.status == "completed"]
     if task is not None:
         runs = runs[runs.task == task]
-    return {name: _table(group) for name, group in runs.groupby("task", sort=True)}
+    frames = {}
+    for name, task_runs in runs.groupby("task", sort=True):
+        if not (task_runs.status == "completed").any():
+            continue
+        keys = [key for key in _varying_settings(task_runs) if key.startswith("task.")]
+        task_runs = task_runs.assign(group=task_runs.config.map(
+            lambda config: ", ".join([f"{key}={config.get(key)}" for key in keys] + [_budget(config)])))
+        groups = list(task_runs.groupby("group", sort=True))
+        for group, members in groups:
+            if not (members.status == "completed").any():
+                continue
+            title = name if len(groups) == 1 else f"{name} ({group})"
+            frames[title] = _table(members)
+    return frames
+
+
+def _outcomes(statuses: pd.Series) -> str:
+    """'1 diverged, 1 failed' for the seeds that did not complete; '-' if none."""
+    counts = statuses[statuses != "completed"].value_counts()
+    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "-"
 
 
 def _table(runs: pd.DataFrame) -> pd.DataFrame:
     info = runs.task_info.iloc[-1]
     primary, direction = info["primary_metric"], info["direction"]
+    unit = info.get("item_unit", "items")
     column = f"test/{primary}"
     runs = runs.assign(score=runs.metrics.map(lambda metrics: metrics.get(column)))
-    varying = _varying_settings(runs)
+    varying = [key for key in _varying_settings(runs) if not key.startswith("task.")]
     rows = []
     for (architecture, _config_id), group in runs.groupby(["architecture", "config_id"], sort=False):
+        completed = group[group.status == "completed"]
         config = group.config.iloc[0]
         rows.append({
             "architecture": architecture,
             "settings": " ".join(f"{key}={config[key]}" for key in varying if key in config) or "-",
-            f"{primary} (mean)": group.score.mean(),
-            "std": group.score.std(ddof=1) if len(group) > 1 else float("nan"),
-            "seeds": len(group),
-            "params": int(group.parameters.mean()),
-            "items/s": group.items_per_second.mean(),
+            f"{primary} (mean)": completed.score.mean(),
+            "std": completed.score.std(ddof=1) if len(completed) > 1 else float("nan"),
+            "seeds": len(completed),
+            "not completed": _outcomes(group.status),
+            "params": int(group.parameters.dropna().mean()) if group.parameters.notna().any() else None,
+            f"{unit}/s": completed.items_per_second.mean(),
             "budget": _budget(config),
         })
     table = pd.DataFrame(rows)
-    return table.sort_values(f"{primary} (mean)", ascending=direction == "min").reset_index(drop=True)
+    table["_incomplete"] = table["not completed"] != "-"
+    table = table.sort_values(["_incomplete", f"{primary} (mean)"],
+                              ascending=[True, direction == "min"], na_position="last")
+    return table.drop(columns="_incomplete").reset_index(drop=True)
 
 
 def curve_frame(runs: pd.DataFrame, setting: str) -> pd.DataFrame:
@@ -122,11 +151,15 @@ def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"
         where = f" for task '{task}'" if task else ""
         return f"No completed runs{where} in {store.path}: run `rnnbench sweep` or `rnnbench run` first.\n"
     if fmt == "csv":
-        return pd.concat([frame.assign(task=name) for name, frame in frames.items()]).to_csv(index=False)
+        return pd.concat([frame.assign(table=title) for title, frame in frames.items()]).to_csv(index=False)
     sections = []
-    for name, frame in frames.items():
-        text = f"## {name}\n\n" + frame.to_markdown(index=False, floatfmt=".4g") + "\n"
-        text += _curve_section(store, name)
+    for title, frame in frames.items():
+        name = title.split(" (", 1)[0]
+        text = f"## {title}\n\n" + frame.to_markdown(index=False, floatfmt=".4g") + "\n"
+        if title != _last_title(frames, name):
+            sections.append(text)
+            continue
+        text += _curve_section(store, name)  # the curve and references once, after the last table
         refs = references(store, name)
         if refs:
             text += "\nPublished / baseline:\n" + "".join(
@@ -134,3 +167,8 @@ def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"
                 for ref in refs)
         sections.append(text)
     return "\n".join(sections)
+
+
+def _last_title(frames: dict[str, pd.DataFrame], task: str) -> str:
+    """The last table of `task`, after which its curve (across its groups) is shown once."""
+    return [title for title in frames if title.split(" (", 1)[0] == task][-1]

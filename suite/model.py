@@ -4,6 +4,7 @@ and the choice of hidden size that matches a parameter budget."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import torch
@@ -32,17 +33,19 @@ class BenchmarkModel(nn.Module):
         return self.head(encoded, batch), encoded
 
 
-def build_model(architecture: Architecture, task: Task, config: RunConfig, hidden_size: int) -> BenchmarkModel:
+def _input_size(task: Task, config: RunConfig, hidden_size: int) -> tuple[int, int | None]:
+    """(encoder input size, vocabulary size or None for feature inputs)."""
     spec = task.input_spec()
-    embedding = None
     if spec.vocab_size is not None:
-        embedding_size = config.model.embedding_size or hidden_size
-        embedding = nn.Embedding(spec.vocab_size, embedding_size)
-        input_size = embedding_size
-    elif spec.features is not None:
-        input_size = spec.features
-    else:
-        raise BenchmarkError(f"task '{task.name}' declares neither a vocabulary nor input features")
+        return config.model.embedding_size or hidden_size, spec.vocab_size
+    if spec.features is not None:
+        return spec.features, None
+    raise BenchmarkError(f"task '{task.name}' declares neither a vocabulary nor input features")
+
+
+def build_model(architecture: Architecture, task: Task, config: RunConfig, hidden_size: int) -> BenchmarkModel:
+    input_size, vocab_size = _input_size(task, config, hidden_size)
+    embedding = nn.Embedding(vocab_size, input_size) if vocab_size is not None else None
     encoder = architecture.build(input_size, hidden_size, config.arch_options)
     declared = architecture.output_size(hidden_size)
     if encoder.output_size != declared:
@@ -50,6 +53,38 @@ def build_model(architecture: Architecture, task: Task, config: RunConfig, hidde
                              f"but its encoder has {encoder.output_size}: fix the plugin")
     head = task.build_head(encoder.output_size, embedding)
     return BenchmarkModel(embedding, encoder, head)
+
+
+BYTES_PER_PARAMETER = 16  # float32 weight, its gradient, and Adam's two moments
+
+
+def memory_bytes() -> tuple[int, str]:
+    """(bytes, what) of the memory a run on this machine can use: the GPU's, else the RAM."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory, "GPU memory"
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "RAM"
+
+
+def check_model_fits(architecture: Architecture, task: Task, config: RunConfig, hidden_size: int) -> int:
+    """Estimate the model's size without building it (`Architecture.estimate_parameters`), and
+    refuse, with the estimate, a model whose weights, gradients and optimiser state would not fit
+    in memory. Returns the estimated number of parameters and buffers."""
+    input_size, vocab_size = _input_size(task, config, hidden_size)
+    encoder = architecture.estimate_parameters(input_size, hidden_size, config.arch_options)
+    with torch.device("meta"):
+        embedding = nn.Embedding(vocab_size, input_size) if vocab_size is not None else None
+        head = task.build_head(architecture.output_size(hidden_size), embedding)
+        total = encoder + sum(p.numel() for p in {id(p): p for module in (embedding, head)
+                                                  if module is not None
+                                                  for p in module.parameters()}.values())
+    needed = total * BYTES_PER_PARAMETER
+    available, what = memory_bytes()
+    if needed > available:
+        raise BenchmarkError(
+            f"the model would have about {total:.3g} parameters, about {needed / 2**30:,.1f} GiB "
+            f"with gradients and optimiser state, more than the {available / 2**30:,.0f} GiB of "
+            f"{what} here: lower arch.hidden_size, arch.num_layers or arch.params")
+    return total
 
 
 def count_parameters(model: nn.Module) -> int:

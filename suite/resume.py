@@ -1,23 +1,40 @@
-"""Resuming an interrupted run from its last checkpoint, mid-epoch included.
+"""Resuming an interrupted run from its last checkpoint, exactly.
 
-A run stopped by Ctrl-C, SIGTERM or a killed process is recorded as interrupted; running it again
-continues from `last.ckpt` in its checkpoint folder. `last.ckpt` is written at every validation, every
-`CHECKPOINT_EVERY_STEPS` training steps, and when the run is interrupted, so a long epoch loses at
-most that many steps. The training batches are wrapped in `ResumableBatches`, whose position is
-saved in each checkpoint, so a resumed epoch continues with the batch after the last one trained
-(in the same order, for tasks that shuffle by pass number) instead of starting the epoch again.
+`SaveResumePoint` is the only writer of `last.ckpt` (Lightning's `ModelCheckpoint` writes only
+`best.ckpt`). It writes it after every validation, every `CHECKPOINT_EVERY_STEPS` training steps,
+and when the run is interrupted, always to a temporary file that is then renamed, so that a kill
+at any moment leaves either the previous checkpoint or the new one, never a torn one. Lightning's
+own `ModelCheckpoint(save_last=True)` and `OnExceptionCheckpoint` write in place, and the latter
+saves wherever the exception lands, in the middle of a batch, which is why they are not used.
+
+A checkpoint holds, besides Lightning's state (weights, optimiser, scheduler, loop counters):
+- the position in the training data (`ResumableBatches`: pass index and batches trained), so that
+  a resumed epoch continues with the next batch, in the same order;
+- the torch (CPU and CUDA), numpy and Python random states, so that dropout draws the same masks
+  as in an uninterrupted run;
+- the carried state of truncated BPTT (saved by the module).
+
+Ctrl-C and SIGTERM do not interrupt a batch: the first one asks the run to stop, the current
+training batch (or validation pass) finishes, `last.ckpt` is written, then the run stops as
+interrupted. Data position, step counter, weights and random state therefore always agree, and a
+resumed run replays nothing. A second Ctrl-C stops at once (from the previous checkpoint). A
+SIGKILL loses at most the steps since the last checkpoint.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import random
+import signal
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+import numpy as np
+import torch
+from pytorch_lightning.callbacks import Checkpoint
 
 from suite.contracts import Batch
 
@@ -63,14 +80,66 @@ class ResumableBatches:
         self._resume_at = (pass_index + 1, 0) if finished else (pass_index, completed)
 
 
-class SaveResumePoint(Callback):
-    """Count the batches trained in `batches`, and write `last.ckpt` every `every_steps` training
-    steps and when the run is interrupted (to a temporary file first, then renamed, so a kill
-    never leaves a torn checkpoint)."""
+def random_states() -> dict[str, Any]:
+    """Every random generator a training step may draw from."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    # plain values and tensors only, so that checkpoints load with torch.load(weights_only=True)
+    states = {"torch": torch.get_rng_state(),
+              "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)),
+              "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class SaveResumePoint(Checkpoint):
+    """Counts the batches trained, owns `last.ckpt` (see the module docstring) and turns Ctrl-C and
+    SIGTERM during training into a clean stop at the end of the current batch.
+
+    A `Checkpoint` subclass, so Lightning runs it after the other callbacks and after the
+    `ModelCheckpoint` that tracks the best score: the state it saves includes that score.
+    """
 
     def __init__(self, batches: ResumableBatches, folder: Path, every_steps: int | None = None) -> None:
         self.batches, self.folder = batches, Path(folder)
         self.every_steps = every_steps or CHECKPOINT_EVERY_STEPS
+        self.stop_requested = False
+        self._pending_random_states: dict[str, Any] | None = None
+        self._previous_handlers: dict[int, Any] = {}
+
+    # ---- signals: a stop request, honoured at the next clean point
+
+    def _request_stop(self, signum, frame) -> None:
+        if self.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.stop_requested = True
+
+    def setup(self, trainer, module, stage: str) -> None:
+        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def teardown(self, trainer, module, stage: str) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers.clear()
+
+    def _stop_if_requested(self, trainer) -> None:
+        if self.stop_requested:
+            self._save(trainer)
+            raise KeyboardInterrupt
+
+    # ---- writing
 
     def _save(self, trainer) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -81,20 +150,29 @@ class SaveResumePoint(Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
         self.batches.completed += 1
-        if trainer.global_step and trainer.global_step % self.every_steps == 0:
+        self._stop_if_requested(trainer)
+        if trainer.global_step % self.every_steps == 0:
             self._save(trainer)
 
-    def on_exception(self, trainer, module, exception: BaseException) -> None:
-        if is_interruption(exception, trainer) and trainer.global_step:
-            self._save(trainer)
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":  # not a validate() after training
+            return
+        self._save(trainer)
+        self._stop_if_requested(trainer)
 
+    # ---- random state
 
-def is_interruption(error: BaseException, trainer: Any = None) -> bool:
-    """Ctrl-C (Lightning turns it into SystemExit after a graceful shutdown) or SIGTERM."""
-    if isinstance(error, (KeyboardInterrupt, SIGTERMException)):
-        return True
-    interrupted = bool(getattr(trainer, "interrupted", False)) if trainer is not None else False
-    return isinstance(error, SystemExit) and interrupted
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["random_states"] = random_states()
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict[str, Any]) -> None:
+        self._pending_random_states = checkpoint.get("random_states")
+
+    def on_train_start(self, trainer, module) -> None:
+        # after everything that builds or restores (which may draw numbers), before the first batch
+        if self._pending_random_states is not None:
+            set_random_states(self._pending_random_states)
+            self._pending_random_states = None
 
 
 def resume_checkpoint(folder: Path, status: str | None) -> Path | None:

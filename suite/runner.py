@@ -27,10 +27,11 @@ import torchmetrics
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from suite import registry
-from suite.config import RunConfig, config_hash, resolve
+from suite.config import RunConfig, check_seed, config_hash, resolve
 from suite.contracts import Architecture, Batch, SequenceBatch, Task
 from suite.errors import BenchmarkError, DivergedError
-from suite.model import BenchmarkModel, build_model, count_parameters, hidden_size_for_budget
+from suite.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
+                         hidden_size_for_budget)
 from suite.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
 from suite.store import ResultStore
 
@@ -52,8 +53,15 @@ def detach_state(state: Any) -> Any:
     return type(state)(detach_state(part) for part in state)
 
 
+DIVERGENCE_FACTOR = 100.0  # a loss this many times the first step's loss has diverged
+
+
 class BenchmarkModule(pl.LightningModule):
-    """Loss reduction, state carrying, metrics and the optimiser around a BenchmarkModel."""
+    """Loss reduction, state carrying, metrics and the optimiser around a BenchmarkModel.
+
+    Training and evaluation carry their own states (`_train_state`, `_eval_state`): a validation in
+    the middle of a training stream must not reset the stream's truncated-BPTT state.
+    """
 
     def __init__(self, model: BenchmarkModel, task: Task, config: RunConfig, steps_per_epoch: int) -> None:
         super().__init__()
@@ -61,10 +69,12 @@ class BenchmarkModule(pl.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         self.split_metrics = torch.nn.ModuleDict({split: task.metrics().clone(prefix=f"{split}/")
                                                   for split in ("val", "test")})
-        self._carried: Any = None
+        self._train_state: Any = None
+        self._eval_state: Any = None
         self._loss_sum = torch.zeros(())
         self._loss_count = torch.zeros(())
         self.items_trained = torch.zeros((), dtype=torch.long)
+        self.initial_loss: float | None = None
         self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
 
     # ---- shared
@@ -74,50 +84,75 @@ class BenchmarkModule(pl.LightningModule):
             return loss_sum / batch.batch_size
         return loss_sum / count.clamp(min=1)
 
-    def _step(self, batch: Batch):
-        state = self._carried if self.task.carries_state else None
+    def _step(self, batch: Batch, training: bool):
+        if not self.task.carries_state:
+            return self.model(batch, None)[0]
+        state = self._train_state if training else self._eval_state
         output, encoded = self.model(batch, state)
-        if self.task.carries_state:
-            self._carried = detach_state(encoded.state)
+        if training:
+            self._train_state = detach_state(encoded.state)
+        else:
+            self._eval_state = detach_state(encoded.state)
         return output
+
+    def diverged(self, loss: float) -> bool:
+        """The divergence rule: a loss that is not finite, or more than DIVERGENCE_FACTOR times the
+        mean loss of the first training step(s)."""
+        if not math.isfinite(loss):
+            return True
+        return self.initial_loss is not None and self.initial_loss > 0 and loss > DIVERGENCE_FACTOR * self.initial_loss
 
     # ---- training
 
     def on_train_epoch_start(self) -> None:
-        self._carried = None
+        self._train_state = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # a run resumed mid-epoch continues its truncated-BPTT stream from the same state
-        checkpoint["carried_state"] = self._carried
+        checkpoint["carried_state"] = self._train_state
+        checkpoint["initial_loss"] = self.initial_loss
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._carried = checkpoint.get("carried_state")
+        self._train_state = checkpoint.get("carried_state")
+        self.initial_loss = checkpoint.get("initial_loss")
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
-        output = self._step(batch)
+        output = self._step(batch, training=True)
         loss = self._reduce(output.loss_sum, output.count, batch)
         self.items_trained = self.items_trained.to(output.count.device) + output.count
         self._train_loss_window = loss.detach() + self._train_loss_window.to(loss.device)
         self._train_window_steps += 1
         if self.global_step % LOG_EVERY == 0:
             # Lightning's self.log costs about a millisecond: once per window, not per step
-            mean = self._train_loss_window / self._train_window_steps
-            if not torch.isfinite(mean):
-                raise DivergedError(f"training diverged by step {self.global_step} (loss is "
-                                    f"{mean.item()}): lower optim.lr or set optim.clip_norm")
-            self.log("train/loss", mean, prog_bar=True, on_step=True, on_epoch=False)
-            self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
+            self._check_window(log=True)
         return loss
+
+    def _check_window(self, log: bool) -> None:
+        if not self._train_window_steps:
+            return
+        mean = self._train_loss_window / self._train_window_steps
+        value = float(mean)
+        if self.initial_loss is None and math.isfinite(value):
+            self.initial_loss = value
+        if self.diverged(value):
+            raise DivergedError(f"training diverged by step {self.global_step} (loss {value:.4g}, "
+                                f"first loss {self.initial_loss}): lower optim.lr or set optim.clip_norm")
+        if log:
+            self.log("train/loss", mean, prog_bar=True, on_step=True, on_epoch=False)
+        self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
+
+    def on_train_end(self) -> None:
+        self._check_window(log=False)  # the steps since the last window count too
 
     # ---- evaluation
 
     def _evaluation_start(self) -> None:
-        self._carried = None
+        self._eval_state = None
         self._loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         self._loss_count = torch.zeros((), device=self.device, dtype=torch.float64)
 
     def _evaluation_step(self, batch: Batch, split: str) -> None:
-        output = self._step(batch)
+        output = self._step(batch, training=False)
         self._loss_sum += output.loss_sum.detach().double()
         self._loss_count += output.count.double()
         self.model.head.update_metrics(self.split_metrics[split], output.predictions.detach(), batch)
@@ -128,6 +163,7 @@ class BenchmarkModule(pl.LightningModule):
         for name, value in self.task.evaluate_model(self.model, split).items():
             values[f"{split}/{name}"] = torch.tensor(float(value))
         self.split_metrics[split].reset()
+        self._eval_state = None
         self.log_dict(values, prog_bar=split == "val")
 
     def on_validation_epoch_start(self) -> None:
@@ -138,7 +174,6 @@ class BenchmarkModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._evaluation_end("val")
-        self._carried = None
 
     def on_test_epoch_start(self) -> None:
         self._evaluation_start()
@@ -179,11 +214,14 @@ class BenchmarkModule(pl.LightningModule):
 class RecordProgress(Callback):
     """After every validation: write the round's metrics to the store's history. Also time
     training for the throughput figure: wall time between consecutive training batches, so data
-    loading and the loop's own overhead count, and validation does not."""
+    loading and the loop's own overhead count, and validation does not.
+
+    A round is numbered by its training step, so a validation repeated after a resume (the process
+    died after writing the round but before its checkpoint) replaces its round instead of adding
+    a second one."""
 
     def __init__(self, store: ResultStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
-        self.rounds = 0
         self.train_seconds = 0.0
         self._since = time.perf_counter()
 
@@ -197,12 +235,29 @@ class RecordProgress(Callback):
 
     def on_validation_end(self, trainer, module) -> None:
         self._since = time.perf_counter()
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         values = {name: float(value) for name, value in trainer.callback_metrics.items()
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
-        self.store.add_history(self.run_id, self.rounds, trainer.global_step, values)
-        self.rounds += 1
+        earlier = {epoch for epoch, step, *_ in self.store.history(self.run_id) if step < trainer.global_step}
+        self.store.add_history(self.run_id, len(earlier), trainer.global_step, values)
+
+
+class ValidateAtBudgetEnd(Callback):
+    """Every run ends with a validation of its final weights, whatever the interval.
+
+    Lightning validates when a callback sets `should_stop`, but not when it stops at `max_steps`
+    or `max_epochs` itself; so on the last batch of the budget this callback asks it to stop. (A
+    time budget already stops through `should_stop`.)"""
+
+    def __init__(self, max_steps: int | None, max_epochs: int | None) -> None:
+        self.max_steps, self.max_epochs = max_steps, max_epochs
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
+        last_step = self.max_steps is not None and trainer.global_step >= self.max_steps
+        last_epoch = self.max_epochs is not None and trainer.current_epoch + 1 >= self.max_epochs
+        if last_step or (last_epoch and batch_index + 1 >= trainer.num_training_batches):
+            trainer.should_stop = True
 
 
 def fit_closed_form_readout(module: BenchmarkModule, train: Any, recorder: RecordProgress) -> None:
@@ -221,7 +276,7 @@ def fit_closed_form_readout(module: BenchmarkModule, train: Any, recorder: Recor
     def pairs():
         for batch in train:
             captured.clear()
-            output = module._step(batch)
+            output = module._step(batch, training=True)
             features = captured[0].reshape(-1, readout.in_features)
             targets = batch.targets.reshape(features.shape[0], -1)
             rows = batch.metric_mask
@@ -286,16 +341,44 @@ def environment() -> dict[str, Any]:
             "threads": torch.get_num_threads(), "hostname": socket.gethostname(), "git_commit": commit}
 
 
-def _peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class PeakMemory:
+    """Peak memory of one run, and what was measured (`kind`, recorded with the figure).
+
+    On a GPU: `torch.cuda.max_memory_allocated`, reset when the run starts. On Linux: the
+    process's peak resident set size (VmHWM), reset when the run starts by writing 5 to
+    /proc/self/clear_refs. Elsewhere: `ru_maxrss`, the process's peak since it started, which
+    bounds the run's from above when one process runs several runs.
+    """
+
+    def start(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+            self.kind = "cuda max_memory_allocated during the run"
+            return
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.kind = "peak resident set size (VmHWM) of the process during the run"
+        except OSError:
+            self.kind = "peak resident set size (ru_maxrss) of the process since it started"
+
+    def peak_mb(self) -> float:
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+        if "VmHWM" in self.kind:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+NONDETERMINISTIC = "does not have a deterministic implementation"
 
 
 def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None,
             preset: str | None = None, seed: int = 0):
     """Look up, check compatibility and resolve: (architecture class, task class, config, run_id,
     config_id). Raises BenchmarkError for any bad input, before anything is written."""
+    check_seed(seed)
     architecture = registry.get_architecture(architecture_name)
     task = registry.get_task(task_name)
     verdict = registry.pair_compatibility(architecture, task)
@@ -320,9 +403,12 @@ def initial_model(architecture: Architecture, task: Task, config: RunConfig,
     """(model, hidden size) exactly as a run with this seed starts training: seeded, sized to the
     parameter budget if there is one, and initialised."""
     pl.seed_everything(seed, workers=True, verbose=False)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    hidden_size = (hidden_size_for_budget(architecture, task, config, config.model.params)
-                   if config.model.params else config.model.hidden_size)
+    if config.model.params:
+        check_model_fits(architecture, task, config, hidden_size=1)  # the budget search builds models
+        hidden_size = hidden_size_for_budget(architecture, task, config, config.model.params)
+    else:
+        hidden_size = config.model.hidden_size
+    check_model_fits(architecture, task, config, hidden_size)
     model = build_model(architecture, task, config, hidden_size)
     if config.optim.init_scale is not None:
         for parameter in model.parameters():
@@ -362,8 +448,12 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
         preset: str | None = None, seed: int = 0, store: ResultStore | str | os.PathLike = "runs/rnnbench.sqlite",
         progress: bool = True, wandb: bool = False) -> RunResult:
-    """Train and evaluate one run, recording it in `store`. Raises BenchmarkError (bad input,
-    divergence) after recording what happened."""
+    """Train and evaluate one run, recording it in `store`.
+
+    Bad input raises BenchmarkError before anything is recorded. Once the run is recorded as
+    started, every way it can end is recorded: completed, diverged (`BenchmarkModule.diverged`),
+    failed (with the error) or interrupted (Ctrl-C, SIGTERM, or found dead later); then the error
+    is raised again (a KeyboardInterrupt with `recorded = True`)."""
     architecture_cls, task_cls, config, run_id, config_id = prepare(
         architecture_name, task_name, overrides, preset, seed)
     store = store if isinstance(store, ResultStore) else ResultStore(store)
@@ -376,24 +466,73 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     parameters = count_parameters(model)
     checkpoint_dir = store.path.parent / "checkpoints" / run_id
     resume_from = resume_checkpoint(checkpoint_dir, store.status_of(run_id))
-    train_batches = ResumableBatches(splits.train)
 
     task_info = {"primary_metric": task.primary_metric, "direction": task.direction,
                  "head": task.head_kind, "curve_setting": task.curve_setting,
+                 "item_unit": task.item_unit,
                  "references": [ref.__dict__ for ref in task.references()]}
     store.start_run(run_id=run_id, config_id=config_id, architecture=architecture_name,
                     task=task_name, architecture_version=architecture.version,
                     task_version=task.version, seed=seed, preset=preset, config=config.flat(),
                     task_info=task_info, keep_history=resume_from is not None)
 
-    monitor = f"val/{task.primary_metric}"
-    checkpoint = ModelCheckpoint(dirpath=checkpoint_dir, monitor=monitor, mode=task.direction,
-                                 save_top_k=1, save_last=True, filename="best",
-                                 enable_version_counter=False)
+    started = time.perf_counter()
+    memory = PeakMemory()
+    memory.start()
     recorder = RecordProgress(store, run_id)
-    if resume_from is not None:
-        recorder.rounds = len({epoch for epoch, *_ in store.history(run_id)})
-    callbacks: list[Callback] = [checkpoint, recorder, SaveResumePoint(train_batches, checkpoint_dir)]
+    metrics: dict[str, float] = {}
+    nondeterministic: set[str] = set()
+
+    def record(status: str, error: str | None = None, **measured: Any) -> None:
+        env = {**environment(), "deterministic_algorithms": "warn",
+               "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
+               "peak_memory": memory.kind}
+        store.finish_run(run_id, status, error=error, metrics=metrics, parameters=parameters,
+                         hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
+                         peak_memory_mb=memory.peak_mb(), environment=env, **measured)
+
+    try:
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                _train_and_evaluate(module, splits, config, checkpoint_dir, resume_from, recorder,
+                                    metrics, wandb, run_id, store, progress)
+        finally:
+            # the kernels without a deterministic implementation are recorded, the rest shown
+            for warning in caught:
+                text = str(warning.message)
+                if NONDETERMINISTIC in text:
+                    nondeterministic.add(text.split(NONDETERMINISTIC)[0].strip())
+                else:
+                    warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                           warning.lineno)
+    except BaseException as error:
+        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+        status = "diverged" if isinstance(error, DivergedError) else "interrupted" if interrupted else "failed"
+        record(status, error=f"{type(error).__name__}: {error}")
+        if interrupted:
+            recorded = KeyboardInterrupt()
+            recorded.recorded = True  # type: ignore[attr-defined]
+            raise recorded from None
+        raise
+    throughput = float(module.items_trained) / max(recorder.train_seconds, 1e-9)
+    record("completed", items_per_second=throughput)
+    return RunResult(run_id, "completed", metrics, parameters, hidden_size, throughput,
+                     time.perf_counter() - started, store.path)
+
+
+def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig, checkpoint_dir: Path,
+                        resume_from: Path | None, recorder: RecordProgress, metrics: dict[str, float],
+                        wandb: bool, run_id: str, store: ResultStore, progress: bool) -> None:
+    """Train within the budget (or fit the closed-form readout), then validate and test the best
+    checkpoint, filling `metrics` as they are measured; raise DivergedError if a loss diverged."""
+    task = module.task
+    monitor = f"val/{task.primary_metric}"
+    best = ModelCheckpoint(dirpath=checkpoint_dir, monitor=monitor, mode=task.direction,
+                           save_top_k=1, save_last=False, filename="best", enable_version_counter=False)
+    train_batches = ResumableBatches(splits.train)
+    callbacks: list[Callback] = [recorder, ValidateAtBudgetEnd(config.trainer.max_steps, config.trainer.max_epochs),
+                                 best, SaveResumePoint(train_batches, checkpoint_dir)]
     if config.trainer.early_stopping:
         callbacks.append(EarlyStopping(monitor=monitor, mode=task.direction,
                                        patience=config.trainer.patience, check_finite=False))
@@ -402,40 +541,30 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
                          gradient_clip_val=config.optim.clip_norm, gradient_clip_algorithm="norm",
                          callbacks=callbacks, logger=_logger(wandb, run_id, config, store.path.parent),
                          enable_progress_bar=progress, enable_model_summary=False,
-                         num_sanity_val_steps=0, deterministic=False,
+                         num_sanity_val_steps=0, deterministic="warn",
                          default_root_dir=str(checkpoint_dir))
-
-    started = time.perf_counter()
-    try:
-        if config.optim.optimizer == "ridge":
-            fit_closed_form_readout(module, splits.train, recorder)
-            trainer.validate(module, dataloaders=splits.val, verbose=False)
-        else:
-            trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=splits.val,
-                        ckpt_path=resume_from)
-            if trainer.interrupted:
-                raise KeyboardInterrupt
-        validation = _metrics(trainer)  # the last validation round; test replaces callback_metrics
-        best = checkpoint.best_model_path or None
-        trainer.test(module, dataloaders=splits.test, ckpt_path=best, verbose=False)
-    except BaseException as error:
-        # Lightning turns Ctrl-C into a graceful shutdown followed by SystemExit
-        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
-        status = "diverged" if isinstance(error, DivergedError) else "interrupted" if interrupted else "failed"
-        store.finish_run(run_id, status, error=f"{type(error).__name__}: {error}",
-                         metrics=_metrics(trainer), parameters=parameters, hidden_size=hidden_size,
-                         wall_time_s=time.perf_counter() - started, environment=environment())
-        if interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    wall_time = time.perf_counter() - started
-    metrics = {**validation, **_metrics(trainer, checkpoint)}
-    throughput = float(module.items_trained) / max(recorder.train_seconds, 1e-9)
-    store.finish_run(run_id, "completed", metrics=metrics, parameters=parameters,
-                     hidden_size=hidden_size, items_per_second=throughput, wall_time_s=wall_time,
-                     peak_memory_mb=_peak_memory_mb(), environment=environment())
-    return RunResult(run_id, "completed", metrics, parameters, hidden_size, throughput, wall_time,
-                     store.path)
+    if config.optim.optimizer == "ridge":
+        fit_closed_form_readout(module, splits.train, recorder)
+        best_path = None
+    else:
+        trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=splits.val,
+                    ckpt_path=resume_from)
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        best_path = best.best_model_path or None
+    # the metrics of record are those of the checkpoint the test evaluates, validation included
+    trainer.validate(module, dataloaders=splits.val, ckpt_path=best_path, verbose=False)
+    metrics.update(_metrics(trainer, "val/"))
+    trainer.test(module, dataloaders=splits.test, ckpt_path=best_path, verbose=False)
+    metrics.update(_metrics(trainer, "test/"))
+    if best.best_model_score is not None:
+        metrics[f"best_{monitor}"] = float(best.best_model_score)
+    for split in ("val", "test"):
+        loss = metrics.get(f"{split}/loss")
+        if loss is not None and module.diverged(loss):
+            raise DivergedError(f"the {split} loss of the best checkpoint is {loss:.4g} (first "
+                                f"training loss {module.initial_loss}): the run diverged; lower "
+                                f"optim.lr or set optim.clip_norm")
 
 
 def _trainer_budget(config: RunConfig, steps_per_epoch: int) -> dict[str, Any]:
@@ -469,9 +598,6 @@ def _logger(wandb: bool, run_id: str, config: RunConfig, folder: Path):
     return logger
 
 
-def _metrics(trainer: pl.Trainer, checkpoint: ModelCheckpoint | None = None) -> dict[str, float]:
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
-               if name.startswith(("val/", "test/"))}
-    if checkpoint is not None and checkpoint.best_model_score is not None:
-        metrics[f"best_{checkpoint.monitor}"] = float(checkpoint.best_model_score)
-    return metrics
+def _metrics(trainer: pl.Trainer, prefix: str) -> dict[str, float]:
+    return {name: float(value) for name, value in trainer.callback_metrics.items()
+            if name.startswith(prefix)}

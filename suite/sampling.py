@@ -11,18 +11,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from suite.constraints import Between, Positive, check
 from suite.contracts import Batch, SequenceBatch
 from suite.errors import BenchmarkError
 from suite.model import BenchmarkModel
 from suite.runner import TrainedModel
 
 
+MAX_WORDS = 10_000   # one model step per word, one at a time: more would look like a hang
+
+
+def check_sampling(length: int, temperature: float) -> None:
+    """BenchmarkError unless 1 <= length <= MAX_WORDS and temperature is positive and finite."""
+    check("--length", length, Between(1, MAX_WORDS),
+          hint=f": sampling draws at most {MAX_WORDS:,} words, one model step each; e.g. --length 50")
+    check("--temperature", temperature, Positive, hint=": e.g. --temperature 1.0 (lower is more "
+                                                       "conservative)")
+
+
 @torch.no_grad()
 def sample(model: BenchmarkModel, prime: Tensor, length: int, temperature: float = 1.0,
            generator: torch.Generator | None = None) -> Tensor:
-    """`length` token ids drawn after reading the (P,) ids of `prime` (P >= 1)."""
-    if temperature <= 0:
-        raise BenchmarkError(f"--temperature must be positive, got {temperature}")
+    """`length` token ids drawn after reading the (P,) ids of `prime` (P >= 1); at most
+    MAX_WORDS, one step of the model each."""
+    check_sampling(length, temperature)
     if prime.numel() == 0:
         raise BenchmarkError("sampling needs at least one prime word")
     inputs, state, drawn = prime.view(1, -1), None, []

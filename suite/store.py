@@ -7,6 +7,7 @@ several processes (a sweep's workers) write at once; every write is one transact
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from suite.errors import BenchmarkError, path_problem
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
@@ -66,8 +69,29 @@ CREATE TABLE IF NOT EXISTS curves (
 """
 
 
-class StoreError(Exception):
-    pass
+class StoreError(BenchmarkError):
+    """The results store cannot be used as asked; the message names the file and the fix."""
+
+
+def to_json(value: Any, non_finite_as_text: bool = False) -> str:
+    """JSON text SQLite's json functions can read: non-finite floats (NaN, inf), which JSON has no
+    token for, become null, or with `non_finite_as_text` the strings 'nan', 'inf', '-inf' (a
+    setting declared AllowNonFinite: the configuration reads them back)."""
+    return json.dumps(_finite(value, non_finite_as_text), sort_keys=True, allow_nan=False)
+
+
+def _finite(value: Any, as_text: bool) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else (str(value) if as_text else None)
+    if isinstance(value, dict):
+        return {key: _finite(item, as_text) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item, as_text) for item in value]
+    return value
+
+
+_JSON_COLUMNS = ("config", "task_info", "metrics", "environment")
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass
@@ -80,6 +104,8 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, float]
     error: str | None
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 class ResultStore:
@@ -87,36 +113,116 @@ class ResultStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=60)
+        problem = path_problem(self.path)
+        if problem or self.path.is_dir():
+            problem = problem or f"{self.path} is a folder"
+            raise StoreError(f"cannot use {self.path} as the results store: {problem}; pass a "
+                             f"--store file path in a folder, e.g. --store runs/rnnbench.sqlite")
+        self._check_header()
         try:
-            db.executescript(_SCHEMA)  # idempotent; executescript commits on its own
-        finally:
-            db.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the folder of the results store {self.path} "
+                             f"({error.strerror or error}: {error.filename or self.path.parent}): "
+                             f"pass a --store path in a writable folder") from None
+        with self._translated():
+            db = sqlite3.connect(self.path, timeout=60)
+            try:
+                # the version first: a store of another version is refused untouched
+                self._check_version(db)
+                db.executescript(_SCHEMA)  # idempotent; executescript commits on its own
+            finally:
+                db.close()
         with self._connect() as db:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"store {self.path} has schema version {row[0]}, this rnnbench "
-                                 f"reads version {SCHEMA_VERSION}: use a new --store path or "
-                                 f"the rnnbench release that wrote it")
+            self._repair_json(db)
+
+    def _check_header(self) -> None:
+        """SQLite takes a file shorter than its header for an empty database and would write
+        over it: a file that exists must already be an SQLite database."""
+        try:
+            with open(self.path, "rb") as stream:
+                header = stream.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise StoreError(f"cannot read the results store {self.path} ({error.strerror}): pass "
+                             f"another --store path") from None
+        if header and header != _SQLITE_HEADER:
+            raise StoreError(f"{self.path} is not an rnnbench results store (not an SQLite file): "
+                             f"pass the --store of a results store, or a new path to create one; "
+                             f"the file was left untouched")
+
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return  # a new store
+        if not {"meta", "runs"} <= tables:
+            raise StoreError(f"{self.path} is an SQLite file but not an rnnbench results store "
+                             f"(tables: {', '.join(sorted(tables))}): pass another --store path; "
+                             f"the file was left untouched")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and str(row[0]) != str(SCHEMA_VERSION):
+            raise StoreError(f"store {self.path} has schema version {row[0]}, this rnnbench "
+                             f"reads version {SCHEMA_VERSION}: use a new --store path or "
+                             f"the rnnbench release that wrote it (the store was left untouched)")
+
+    @staticmethod
+    def _repair_json(db: sqlite3.Connection) -> None:
+        """Rows written before non-finite floats became null hold bare NaN / Infinity tokens,
+        which SQLite's json functions reject: rewrite them (Python's json reads those tokens)."""
+        invalid = " OR ".join(f"NOT coalesce(json_valid({column}), 1)" for column in _JSON_COLUMNS)
+        rows = db.execute(f"SELECT run_id, {', '.join(_JSON_COLUMNS)} FROM runs WHERE {invalid}").fetchall()
+        for run_id, *texts in rows:
+            values = [text if text is None else to_json(json.loads(text), column == "config")
+                      for column, text in zip(_JSON_COLUMNS, texts)]
+            db.execute(f"UPDATE runs SET {', '.join(f'{c} = ?' for c in _JSON_COLUMNS)} WHERE run_id = ?",
+                       (*values, run_id))
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite's and the file system's errors as StoreErrors naming the store and the fix."""
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.OperationalError as error:
+            text = str(error)
+            if "locked" in text or "busy" in text:
+                fix = "another process holds it; try again when it has finished"
+            elif "readonly" in text or "unable to open" in text or "permission" in text.lower():
+                fix = "pass a --store path in a writable folder (or set RNNBENCH_STORE)"
+            elif "full" in text:
+                fix = "free disk space or pass a --store path on another disk"
+            else:
+                fix = "check the file and its folder, or pass another --store path"
+            raise StoreError(f"cannot write the results store {self.path} ({text}): {fix}") from None
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path} is not an rnnbench results store ({error}): pass the "
+                             f"--store of a results store, or a new path to create one; the file "
+                             f"was left untouched") from None
+        except PermissionError as error:
+            raise StoreError(f"cannot write the results store {self.path} ({error.strerror}: "
+                             f"{error.filename}): pass a --store path in a writable folder") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("BEGIN IMMEDIATE")
+        with self._translated():
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                db.close()
 
     # ------------------------------------------------------------------ writes
 
@@ -145,21 +251,24 @@ class ResultStore:
                 "peak_memory_mb = NULL, environment = NULL, hostname = excluded.hostname, "
                 "pid = excluded.pid, started_at = excluded.started_at, finished_at = NULL",
                 (run_id, config_id, architecture, task, architecture_version, task_version, seed,
-                 preset, json.dumps(config, sort_keys=True), json.dumps(task_info, sort_keys=True),
+                 preset, to_json(config, non_finite_as_text=True), to_json(task_info),
                  socket.gethostname(), os.getpid(), time.time()))
 
     def add_history(self, run_id: str, epoch: int, step: int, values: dict[str, float]) -> None:
+        """Record one evaluation round; non-finite values (a diverged loss) are left out."""
+        rows = [(run_id, epoch, step, name, float(value)) for name, value in values.items()
+                if math.isfinite(float(value))]
         with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO history VALUES (?,?,?,?,?)",
-                           [(run_id, epoch, step, name, float(value)) for name, value in values.items()])
+            db.executemany("INSERT OR REPLACE INTO history VALUES (?,?,?,?,?)", rows)
 
     def set_curve(self, run_id: str, name: str, points: list[tuple[float, float]]) -> None:
         """Replace the run's curve `name` (y as a function of x, e.g. a diagnostic measured on
         its model); a run started again from scratch drops its curves with its history."""
         with self._connect() as db:
             db.execute("DELETE FROM curves WHERE run_id = ? AND name = ?", (run_id, name))
-            db.executemany("INSERT INTO curves VALUES (?,?,?,?)",
-                           [(run_id, name, float(x), float(y)) for x, y in points])
+            db.executemany("INSERT INTO curves VALUES (?,?,?,?)",   # NaN cannot be stored: left out
+                           [(run_id, name, float(x), float(y)) for x, y in points
+                            if not (math.isnan(float(x)) or math.isnan(float(y)))])
 
     def curve(self, run_id: str, name: str) -> list[tuple[float, float]]:
         """The (x, y) points of a run's curve, by increasing x; empty if there is none."""
@@ -179,13 +288,32 @@ class ResultStore:
         if unknown:
             raise ValueError(f"unknown measurements {sorted(unknown)}")
         if "environment" in measurements:
-            measurements["environment"] = json.dumps(measurements["environment"], sort_keys=True)
+            measurements["environment"] = to_json(measurements["environment"])
         columns = ["status", "error", "metrics", "finished_at", *measurements]
-        values = [status, error, json.dumps(metrics or {}, sort_keys=True), time.time(),
+        values = [status, error, to_json(metrics or {}), time.time(),
                   *measurements.values()]
         assignments = ", ".join(f"{column} = ?" for column in columns)
         with self._connect() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values, run_id))
+
+    def record_failure(self, *, run_id: str, config_id: str, architecture: str, task: str,
+                       architecture_version: int, task_version: int, seed: int, preset: str | None,
+                       config: dict[str, Any], error: str, status: str = "failed") -> None:
+        """Record the outcome of a run whose process ended without recording one (it failed
+        before it started its row, or died while running): insert the row, or update it."""
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"status must be one of {STATUSES[1:]}")
+        now = time.time()
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, config_id, architecture, task, architecture_version, "
+                "task_version, seed, preset, config, task_info, status, error, metrics, hostname, "
+                "pid, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,'{}',?,?,'{}',?,?,?,?) "
+                "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
+                "error = excluded.error, finished_at = excluded.finished_at",
+                (run_id, config_id, architecture, task, architecture_version, task_version, seed,
+                 preset, to_json(config, non_finite_as_text=True), status, error,
+                 socket.gethostname(), os.getpid(), now, now))
 
     def mark_stale_runs(self) -> int:
         """Rows left 'running' by a process of this host that no longer exists become
@@ -210,12 +338,12 @@ class ResultStore:
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._connect() as db:
-            row = db.execute("SELECT run_id, architecture, task, seed, status, config, metrics, error "
-                             "FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT run_id, architecture, task, seed, status, config, metrics, error, "
+                             "started_at, finished_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return None
         return RunRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
-                         json.loads(row[6] or "{}"), row[7])
+                         json.loads(row[6] or "{}"), row[7], row[8], row[9])
 
     def history(self, run_id: str) -> list[tuple[int, int, str, float]]:
         with self._connect() as db:

@@ -8,12 +8,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import torch
 from torch import Tensor
 
-from suite.contracts import Batch
+from suite.contracts import AtLeast, Batch
 from suite.errors import BenchmarkError
 
 
@@ -28,9 +28,9 @@ class TextOptions:
     """
 
     lowercase: bool = False
-    min_frequency: int = 2
-    train_sentences: int | None = None
-    eval_sentences: int | None = None
+    min_frequency: Annotated[int, AtLeast(1)] = 2
+    train_sentences: Annotated[int, AtLeast(1)] | None = None
+    eval_sentences: Annotated[int, AtLeast(1)] | None = None
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from torchmetrics import Metric, MetricCollection
 
 from suite.batching import IndexBatches
 from suite.contracts import Batch, GridBatch, InputSpec, Reference, Requirements, Splits, Task
+from suite.contracts import AtLeast
 from suite.errors import BenchmarkError
 from suite.heads import PerPixelBernoulli
 from suite.registry import register_task
@@ -70,13 +71,14 @@ class DensityOptions:
     first N test images (None: all 10,000)."""
 
     binarization: Literal["threshold", "dynamic"] = "threshold"
-    train_size: int | None = None
-    val_size: int = 2_000
-    test_size: int | None = None
+    train_size: Annotated[int, AtLeast(1)] | None = None
+    val_size: Annotated[int, AtLeast(1)] = 2_000
+    test_size: Annotated[int, AtLeast(1)] | None = None
 
 
 @register_task("binarized_fmnist")
 class ImageDensity(Task):
+    item_unit = "images"
     requirements = Requirements(structure="grid", causal=True)
     head_kind = "generation"
     primary_metric = "nll"

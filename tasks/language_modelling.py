@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 
-from suite.contracts import Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
+from suite.contracts import AtLeast, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
 from suite.data import require
 from suite.errors import BenchmarkError
 from suite.heads import PerStepClassifier
@@ -44,11 +45,11 @@ class LanguageModellingOptions:
         stream (None: all), for quick runs and tests.
     """
 
-    bptt: int = 20
+    bptt: Annotated[int, AtLeast(1)] = 20
     tie_weights: bool = False
-    eval_batch_size: int = 1
-    train_tokens: int | None = None
-    eval_tokens: int | None = None
+    eval_batch_size: Annotated[int, AtLeast(1)] = 1
+    train_tokens: Annotated[int, AtLeast(2)] | None = None
+    eval_tokens: Annotated[int, AtLeast(2)] | None = None
 
 
 def read_sentences(path: Path) -> list[list[str]]:
@@ -126,6 +127,7 @@ _ZAREMBA_SMALL = {
 @register_task("ptb")
 class PennTreebank(Task):
     """Word-level language modelling on the Penn Treebank; perplexity."""
+    item_unit = "tokens"
 
     version = 1
     requirements = Requirements(structure="sequence", causal=True, carries_state=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 from dataclasses import dataclass
+from typing import Annotated
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from suite import data
 from suite.batching import IndexBatches
-from suite.contracts import Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
+from suite.contracts import AtLeast, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
 from suite.errors import BenchmarkError
 from suite.heads import PooledClassifier
 from suite.pooling import Pooling
@@ -108,15 +109,16 @@ class PixelOptions:
     of the official training set for validation; test_size: only the first N test images (None:
     all); pooling: how the per-pixel states become one vector (`last`, as in the papers)."""
 
-    train_size: int | None = None
-    val_size: int = 2_000
-    test_size: int | None = None
+    train_size: Annotated[int, AtLeast(1)] | None = None
+    val_size: Annotated[int, AtLeast(1)] = 2_000
+    test_size: Annotated[int, AtLeast(1)] | None = None
     pooling: Pooling = "last"
 
 
 class PixelClassification(Task):
     """One pixel per step, ten classes from the pooled state. Subclasses say where the images
     come from (`images`, as (N, H, W) in [0, 1]) and whether the pixel order is permuted."""
+    item_unit = "images"
 
     requirements = Requirements(structure="sequence", causal=False)
     head_kind = "classification"
@@ -212,8 +214,8 @@ class DigitsOptions(PixelOptions):
     """As PixelOptions; of the 1,797 images, `val_size` and `test_size` are held out by a fixed
     shuffle and the rest train."""
 
-    val_size: int = 180
-    test_size: int | None = 360
+    val_size: Annotated[int, AtLeast(1)] = 180
+    test_size: Annotated[int, AtLeast(1)] | None = 360
 
 
 @register_task("sequential_digits")

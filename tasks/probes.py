@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
@@ -24,7 +25,7 @@ from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from suite.batching import IndexBatches
-from suite.contracts import Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
+from suite.contracts import AtLeast, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
 from suite.heads import PerStepClassifier, PooledRegressor
 from suite.pooling import Pooling
 from suite.registry import register_task
@@ -36,9 +37,9 @@ _SPLIT_OFFSETS = {"val": 1, "test": 2}
 class ProbeOptions:
     """length: T; train_size / eval_size: examples generated for training and per evaluation split."""
 
-    length: int = 50
-    train_size: int = 20_000
-    eval_size: int = 1_000
+    length: Annotated[int, AtLeast(1)] = 50
+    train_size: Annotated[int, AtLeast(1)] = 20_000
+    eval_size: Annotated[int, AtLeast(1)] = 1_000
 
 
 def _generator(seed: int, split: str) -> torch.Generator:
@@ -102,6 +103,7 @@ def make_copy(size: int, length: int, generator: torch.Generator) -> tuple[Tenso
 @register_task("copy")
 class Copy(Task):
     """Copy task (Arjovsky et al. 2016): recall 10 symbols after T blanks; recalled-symbol accuracy."""
+    item_unit = "steps"
 
     requirements = Requirements(structure="sequence", causal=True)
     head_kind = "tagging"
@@ -173,6 +175,7 @@ class AddingOptions(ProbeOptions):
 @register_task("adding")
 class Adding(Task):
     """Adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values; MSE."""
+    item_unit = "sequences"
 
     requirements = Requirements(structure="sequence", causal=False)
     head_kind = "regression"

@@ -242,6 +242,7 @@ class _SentimentTask(Task):
 
 
 class _SequenceSentiment(_SentimentTask):
+    item_unit = "sequences"
     requirements = Requirements(structure="sequence", causal=False)
     Options = SequenceSentimentOptions
 
@@ -279,12 +280,16 @@ class _SequenceSentiment(_SentimentTask):
 
 
 class _TreeSentiment(_SentimentTask):
+    item_unit = "labelled tree nodes"
+    # version 2: internal nodes have no input (x = 0), they no longer read and train the `<unk>`
+    # embedding (their id 0 is filler, see TreeBatch); runs of version 1 are not comparable
+    version = 2
     requirements = Requirements(structure="tree", causal=False)
 
     def _tensors(self, tree: SentimentTree, every_node: bool) -> dict[str, Tensor]:
         word_ids = self.words.encode(tree.words)
         word = torch.tensor(tree.word)
-        values = torch.where(word >= 0, word_ids[word.clamp(min=0)], 0)
+        values = torch.where(word >= 0, word_ids[word.clamp(min=0)], 0)  # internal: filler 0, unread
         labels = torch.tensor([self.label(label) for label in tree.labels])
         if not every_node:
             labels[:-1] = IGNORE_INDEX

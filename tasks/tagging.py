@@ -185,6 +185,7 @@ _TAGGING_QUICK = {"task.train_sentences": 600, "task.eval_sentences": 200, "arch
 
 
 class _TaggingTask(Task):
+    item_unit = "tokens"
     requirements = Requirements(structure="sequence", causal=False)
     head_kind = "tagging"
     direction = "max"

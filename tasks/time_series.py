@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, Metric, MetricCollection
 
 from suite.contracts import Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
+from suite.contracts import AtLeast, NonNegative
 from suite.errors import BenchmarkError
 from suite.heads import PerStepRegressor
 from suite.registry import register_task
@@ -171,15 +172,16 @@ class SeriesOptions:
     stream, read from an empty state, that are left out of the metrics (and out of a closed-form
     readout's fit on the training streams)."""
 
-    train_steps: int = 6_000
-    val_steps: int = 2_000
-    test_steps: int = 2_000
-    bptt: int = 100
-    washout: int = 100
+    train_steps: Annotated[int, AtLeast(1)] = 6_000
+    val_steps: Annotated[int, AtLeast(1)] = 2_000
+    test_steps: Annotated[int, AtLeast(1)] = 2_000
+    bptt: Annotated[int, AtLeast(1)] = 100
+    washout: Annotated[int, NonNegative] = 100
 
 
 class SeriesPrediction(Task):
     """Shared by the time-series tasks: `series()` gives the whole (inputs, targets), (N, 1) each."""
+    item_unit = "steps"
 
     requirements = Requirements(structure="sequence", causal=True, carries_state=True)
     carries_state = True
@@ -236,9 +238,9 @@ class SeriesPrediction(Task):
 class MackeyGlassOptions(SeriesOptions):
     """free_run_windows / free_run_warmup / free_run_steps: see the module docstring."""
 
-    free_run_windows: int = 32
-    free_run_warmup: int = 200
-    free_run_steps: int = 84
+    free_run_windows: Annotated[int, AtLeast(1)] = 32
+    free_run_warmup: Annotated[int, AtLeast(1)] = 200
+    free_run_steps: Annotated[int, AtLeast(1)] = 84
 
 
 @register_task("mackey_glass")

@@ -31,7 +31,7 @@ def test_values_are_typed():
     ({"optim.optimizer": "adma"}, "Did you mean 'adam'"),
     ({"arch.num_layers": "2.5"}, "expects an integer"),
     ({"lr": "0.1"}, "needs a namespace"),
-    ({"trainer.batch_size": "0"}, "must be positive"),
+    ({"trainer.batch_size": "0"}, "trainer.batch_size must be at least 1"),
     ({"trainer.max_steps": "none"}, "no budget"),
 ])
 def test_bad_values_name_the_problem_and_the_fix(overrides, message):

@@ -1,4 +1,5 @@
 import math
+import os
 import signal
 
 import pytest
@@ -161,12 +162,13 @@ def test_sampling_from_a_task_that_is_not_a_language_model_is_refused(tmp_path, 
     assert "not a language model" in capsys.readouterr().err
 
 
-def _interrupt_at(step: int, monkeypatch):
+def _ctrl_c_at(step: int, monkeypatch):
+    """Press Ctrl-C (a real SIGINT to this process) while training step `step` runs."""
     original = runner.BenchmarkModule.training_step
 
     def interrupted(self, batch, index):
         if self.global_step == step:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return original(self, batch, index)
 
     monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
@@ -180,13 +182,14 @@ def _interrupt_at(step: int, monkeypatch):
     ("ptb", {**TINY_PTB, "trainer.max_epochs": "2"}),
 ])
 def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, settings, tmp_path, monkeypatch):
-    """Ctrl-C mid-epoch, then the same command again: training continues at the next batch, with
-    the carried state of truncated BPTT, so the result is exactly that of an uninterrupted run."""
+    """Ctrl-C mid-epoch finishes the batch, writes the resume point and stops; the same command
+    again continues at the next batch, with the carried state of truncated BPTT, so the result is
+    exactly that of an uninterrupted run."""
     monkeypatch.setattr(suite.resume, "CHECKPOINT_EVERY_STEPS", 3)
     reference = runner.run("lstm", task, settings, store=tmp_path / "a" / "r.sqlite", progress=False)
     steps_per_epoch = 5 if task == "copy" else len(_ptb(train_tokens=3000).splits(4, 0).train)
-    interrupt_at = steps_per_epoch + 2  # in the second epoch, between two periodic checkpoints
-    original = _interrupt_at(interrupt_at, monkeypatch)
+    interrupt_at = steps_per_epoch + 1  # in the second epoch, between two periodic checkpoints
+    original = _ctrl_c_at(interrupt_at, monkeypatch)
     handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after a Ctrl-C
     store = ResultStore(tmp_path / "b" / "r.sqlite")
     try:
@@ -206,7 +209,7 @@ def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, set
     monkeypatch.setattr(runner.BenchmarkModule, "training_step", counted)
     resumed = runner.run("lstm", task, settings, store=store, progress=False)
     assert resumed.status == "completed"
-    assert trained[0] == interrupt_at  # the interrupted step again, nothing before it
+    assert trained[0] == interrupt_at + 1  # the interrupted batch was finished, nothing replayed
     assert {epoch for epoch, *_ in store.history(resumed.run_id)} == {0, 1}
     assert resumed.metrics == pytest.approx(reference.metrics, rel=1e-6)
 

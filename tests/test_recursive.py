@@ -108,6 +108,24 @@ def test_sequence_outputs_are_the_largest_subtree_ending_at_each_token() -> None
         torch.testing.assert_close(out[position], expected)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_internal_nodes_have_no_input_whatever_their_values(cell: str) -> None:
+    """Tai et al. 2015: an internal node's input is x = 0, as on the sequence path. Token trees put
+    a filler id (0, `<unk>`) there: neither the outputs nor its gradient may depend on it."""
+    encoder = _encoder(cell)
+    trees = random_trees([3, 6], seed=2)
+    internal = trees.left >= 0
+    filled = dataclasses.replace(trees, values=torch.where(internal.unsqueeze(-1), 5.0, trees.values)
+                                 .requires_grad_())
+    outputs = encoder(filled).outputs
+    torch.testing.assert_close(outputs, encoder(trees).outputs)
+    torch.testing.assert_close(encoder.forward_node_by_node(filled), encoder(trees).outputs,
+                               atol=1e-6, rtol=1e-5)
+    outputs.sum().backward()
+    assert torch.count_nonzero(filled.values.grad[internal]) == 0
+    assert filled.values.grad[~internal].abs().sum() > 0
+
+
 def test_bad_trees_and_empty_sequences_raise() -> None:
     encoder = _encoder("tanh")
     trees = balanced_trees([3])

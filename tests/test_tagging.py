@@ -199,20 +199,27 @@ def test_the_crf_normaliser_and_viterbi_path_equal_brute_force_with_padding():
 @pytest.mark.data("ud_english_ewt")
 def test_pos_trains_end_to_end_on_a_slice(tmp_path):
     result = runner.run("bilstm", "pos", TINY_TAGGING, store=tmp_path / "r.sqlite", progress=False)
-    assert result.metrics["test/accuracy"] > 0.3  # chance is 1/17; the commonest tag (NOUN) ~0.17
+    # measured once (seed 0, one thread): 0.4875; the commonest tag (NOUN) is 0.143 of this slice
+    assert result.metrics["test/accuracy"] > 0.3
+
+
+# 2,000 training sentences, 200 evaluation sentences (2,836 test tokens)
+NER_SLICE = {**TINY_TAGGING, "task.output_layer": "crf", "task.train_sentences": "2000",
+             "task.eval_sentences": "200", "trainer.batch_size": "32", "trainer.max_epochs": "3",
+             "optim.lr": "0.02"}
 
 
 @pytest.mark.data("conll2003")
-def test_ner_with_a_crf_trains_end_to_end_on_a_slice(tmp_path):
-    settings = {**TINY_TAGGING, "task.output_layer": "crf"}
-    result = runner.run("bilstm", "ner", settings, store=tmp_path / "r.sqlite", progress=False)
+def test_ner_with_a_crf_trains_end_to_end_and_finds_entities(tmp_path):
+    result = runner.run("bilstm", "ner", NER_SLICE, store=tmp_path / "r.sqlite", progress=False)
     metrics = result.metrics
-    assert metrics["test/loss"] < math.log(9)  # below a uniform guess over the 9 tags, per token
-    for name in ("precision", "recall", "f1"):
-        assert 0.0 <= metrics[f"test/{name}"] <= 1.0
+    # measured once (seed 0, one thread): F1 0.487 (precision 0.632, recall 0.396), loss 0.297
+    # nats per token. Tagging everything O (0.830 of the tokens) scores F1 0, and the entropy of
+    # the tags on this slice is 0.776: a model that learnt nothing from the words fails both.
+    assert metrics["test/f1"] > 0.3
+    assert metrics["test/loss"] < 0.5
     precision, recall = metrics["test/precision"], metrics["test/recall"]
-    if precision + recall > 0:
-        assert metrics["test/f1"] == pytest.approx(2 * precision * recall / (precision + recall), rel=1e-4)
+    assert metrics["test/f1"] == pytest.approx(2 * precision * recall / (precision + recall), rel=1e-4)
 
 
 def test_a_bad_tagging_option_is_refused():

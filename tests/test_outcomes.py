@@ -1,0 +1,97 @@
+"""Every way a run can end is recorded as what it is (issue 14: divergence, failures, budgets)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from helpers import QUICK
+from suite import runner
+from suite.errors import BenchmarkError, DivergedError
+from suite.store import ResultStore
+
+
+def test_a_loss_that_explodes_is_diverged_not_completed(tmp_path):
+    """Adam at lr=1e6 gives finite but enormous losses: more than DIVERGENCE_FACTOR times the
+    first step's loss is divergence."""
+    with pytest.raises(DivergedError, match="lower optim.lr"):
+        runner.run("gru", "copy", {**QUICK, "optim.lr": "1e6", "optim.clip_norm": "none"},
+                   store=tmp_path / "r.sqlite", progress=False)
+    frame = ResultStore(tmp_path / "r.sqlite").runs_frame()
+    assert list(frame.status) == ["diverged"]
+
+
+def test_the_divergence_rule():
+    module = runner.BenchmarkModule.__new__(runner.BenchmarkModule)
+    module.initial_loss = 2.0
+    assert not module.diverged(2.0 * runner.DIVERGENCE_FACTOR)
+    assert module.diverged(2.0 * runner.DIVERGENCE_FACTOR * 1.01)
+    assert module.diverged(float("nan")) and module.diverged(float("inf"))
+
+
+def test_a_run_that_fails_while_its_trainer_is_built_is_recorded_as_failed(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no accelerator today")
+
+    monkeypatch.setattr(runner.pl, "Trainer", broken)
+    with pytest.raises(RuntimeError):
+        runner.run("gru", "copy", QUICK, store=tmp_path / "r.sqlite", progress=False)
+    record = ResultStore(tmp_path / "r.sqlite").runs_frame().iloc[0]
+    assert record.status == "failed" and "no accelerator today" in record.error
+
+
+@pytest.mark.parametrize("settings", [
+    {"trainer.max_steps": "5", "trainer.val_every_steps": "100"},   # the budget ends first
+    {"trainer.max_steps": "5", "trainer.val_every_steps": "none"},  # ends inside the first epoch
+])
+def test_every_run_ends_with_a_validation_whatever_the_interval(settings, tmp_path):
+    result = runner.run("gru", "copy", {**QUICK, **settings, "task.train_size": "320"},
+                        store=tmp_path / "r.sqlite", progress=False)
+    assert "val/accuracy" in result.metrics and "test/accuracy" in result.metrics
+    steps = {step for _, step, *_ in ResultStore(tmp_path / "r.sqlite").history(result.run_id)}
+    assert steps == {5}
+
+
+@pytest.mark.data("ud_english_ewt")
+def test_a_tagging_budget_shorter_than_an_epoch_completes(tmp_path):
+    result = runner.run("bilstm", "pos", {"trainer.max_steps": "5", "task.train_sentences": "400",
+                                          "task.eval_sentences": "50", "arch.hidden_size": "8"},
+                        preset="quick", store=tmp_path / "r.sqlite", progress=False)
+    assert result.status == "completed" and "val/accuracy" in result.metrics
+
+
+@pytest.mark.parametrize("setting", ["arch.num_layers=1e9", "arch.hidden_size=1e7"])
+def test_a_model_too_large_for_memory_is_refused_before_it_is_built(setting, tmp_path):
+    key, value = setting.split("=")
+    with pytest.raises(BenchmarkError, match=r"would have about .* parameters.*lower arch"):
+        runner.run("lstm", "copy", {**QUICK, key: value}, store=tmp_path / "r.sqlite", progress=False)
+    assert not (tmp_path / "r.sqlite").exists() or ResultStore(tmp_path / "r.sqlite").runs_frame().empty
+
+
+def test_an_estimate_of_a_stack_matches_the_built_model():
+    from suite.config import resolve
+    from suite.model import build_model, check_model_fits
+    from suite import registry
+
+    for name in ("lstm", "deep_rnn"):
+        architecture, task = registry.get_architecture(name), registry.get_task("copy")
+        config = resolve(architecture, task, {"arch.num_layers": "3"})
+        model = build_model(architecture(), task(config.task_options), config, 16)
+        built = sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+        assert check_model_fits(architecture(), task(config.task_options), config, 16) == built
+
+
+def test_an_interrupt_says_whether_the_run_was_recorded(tmp_path, monkeypatch):
+    def ctrl_c(self, batch, index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.BenchmarkModule, "training_step", ctrl_c)
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after a Ctrl-C
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            runner.run("gru", "copy", QUICK, store=tmp_path / "r.sqlite", progress=False)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert getattr(caught.value, "recorded", False) is True
+    assert list(ResultStore(tmp_path / "r.sqlite").runs_frame().status) == ["interrupted"]
