@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from plugins.deep_rnn import DeepResidualRNN, DeepRNNOptions
-from plugins.echo_state import EchoState, EchoStateOptions
-from plugins.fused_rnn import FusedEncoder
-from plugins.pixel_rnn import PixelRNN, PixelRNNOptions
-from plugins.recursive import Recursive, RecursiveOptions
-from suite.conformance import random_trees
-from suite.contracts import GridBatch, SequenceBatch, TreeBatch
+from rnnbench.plugins.deep_rnn import DeepResidualRNN, DeepRNNOptions
+from rnnbench.plugins.echo_state import EchoState, EchoStateOptions
+from rnnbench.plugins.fused_rnn import FusedEncoder
+from rnnbench.plugins.pixel_rnn import PixelRNN, PixelRNNOptions
+from rnnbench.plugins.recursive import Recursive, RecursiveOptions
+from rnnbench.conformance import random_trees
+from rnnbench.contracts import GridBatch, SequenceBatch, TreeBatch
 
 BATCH, STEPS, FEATURES, HIDDEN = 32, 50, 8, 64
 IMAGE, IMAGE_BATCH, IMAGE_HIDDEN = 16, 16, 32

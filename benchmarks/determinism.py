@@ -1,5 +1,5 @@
 """Are runs reproducible on this device? Each case is trained twice with the same seed, through
-`suite.runner.run` exactly as the CLI calls it, into two stores; the check prints whether the two
+`rnnbench.runner.run` exactly as the CLI calls it, into two stores; the check prints whether the two
 records agree bit for bit (every metric and the best checkpoint's weights), and what each run
 recorded about its kernels (`environment.deterministic`, `nondeterministic_ops`).
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from suite.runner import run
-from suite.store import ResultStore
+from rnnbench.runner import run
+from rnnbench.store import ResultStore
 
 COPY = {"task.length": "20", "task.train_size": "512", "task.eval_size": "128",
         "arch.hidden_size": "64", "trainer.batch_size": "32", "trainer.max_steps": "60",

@@ -1,7 +1,7 @@
 """The runner's training throughput beside a bare PyTorch loop on the same model, data and batch.
 
 Both sides train the same `BenchmarkModel` (built by the suite) on the same batches with the same
-optimiser and clipping; the runner side is `suite.runner.run` exactly as the CLI calls it, and its
+optimiser and clipping; the runner side is `rnnbench.runner.run` exactly as the CLI calls it, and its
 figure is the items/s it records in the store (wall time between training batches, validation
 excluded). A ratio of 1.0 means the runner costs nothing.
 """
@@ -17,12 +17,12 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from suite import registry
-from suite.config import resolve
-from suite.contracts import Batch, InputSpec, Requirements, SequenceBatch, Splits, Task
-from suite.heads import PerStepClassifier
-from suite.model import build_model
-from suite.runner import detach_state, run
+from rnnbench import registry
+from rnnbench.config import resolve
+from rnnbench.contracts import Batch, InputSpec, Requirements, SequenceBatch, Splits, Task
+from rnnbench.heads import PerStepClassifier
+from rnnbench.model import build_model
+from rnnbench.runner import detach_state, run
 
 LM_VOCAB, LM_BATCH, LM_STEPS = 10_000, 20, 20
 

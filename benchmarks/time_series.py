@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from suite import registry
-from suite.runner import run
-from tasks.time_series import MackeyGlass, NormalisedRMSE
+from rnnbench import registry
+from rnnbench.runner import run
+from rnnbench.tasks.time_series import MackeyGlass, NormalisedRMSE
 
 UNITS, DENSITY, INPUT_SCALING, RIDGE = 100, 0.1, 1.0, 1e-6
 SETTINGS = {"suite defaults (radius 0.9, leak 1)": (0.9, 1.0),

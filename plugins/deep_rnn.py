@@ -25,10 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
-from suite.contracts import AtLeast, Probability
-from suite.errors import BenchmarkError
-from suite.registry import register_architecture
+from rnnbench import (Architecture, AtLeast, BenchmarkError, Capabilities, Encoder,
+                      EncoderOutput, Probability, SequenceBatch, register_architecture)
 
 CellType = Literal["rnn", "gru", "lstm"]
 _MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}

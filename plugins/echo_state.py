@@ -26,10 +26,8 @@ from typing import Annotated, Any
 import torch
 from torch import Tensor, nn
 
-from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
-from suite.contracts import NonNegative, UnitInterval
-from suite.errors import BenchmarkError
-from suite.registry import register_architecture
+from rnnbench import (Architecture, BenchmarkError, Capabilities, Encoder, EncoderOutput,
+                      NonNegative, SequenceBatch, UnitInterval, register_architecture)
 
 MAX_RESERVOIR = 8192
 

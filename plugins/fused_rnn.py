@@ -21,9 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
-from suite.contracts import AtLeast, Probability
-from suite.registry import register_architecture
+from rnnbench import (Architecture, AtLeast, Capabilities, Encoder, EncoderOutput, Probability,
+                      SequenceBatch, register_architecture)
 
 
 class FusedEncoder(Encoder):
@@ -33,7 +32,7 @@ class FusedEncoder(Encoder):
     one-layer fused modules with `dropout` applied between them, as the fused module would
     (the same numbers on a CPU). The reason is resuming: cuDNN keeps its own dropout generator,
     which no checkpoint can save, whereas `nn.functional.dropout` draws from torch's generator,
-    which checkpoints restore (suite.resume)."""
+    which checkpoints restore (rnnbench.resume)."""
 
     def __init__(self, rnn: nn.RNNBase | nn.ModuleList, dropout: float = 0.0) -> None:
         super().__init__()

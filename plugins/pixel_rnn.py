@@ -33,10 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput, GridBatch
-from suite.contracts import AtLeast, NonNegative, Odd
-from suite.errors import BenchmarkError
-from suite.registry import register_architecture
+from rnnbench import (Architecture, AtLeast, BenchmarkError, Capabilities, Encoder,
+                      EncoderOutput, GridBatch, NonNegative, Odd, register_architecture)
 
 Variant = Literal["row_lstm", "diagonal_bilstm"]
 

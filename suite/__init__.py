@@ -1,3 +1,45 @@
-"""rnnbench: a plugin-based benchmark suite for recurrent architectures."""
+"""rnnbench: a plugin-based benchmark suite for recurrent architectures.
+
+The public API, the one surface plugin packages import from (`from rnnbench import ...`): the two
+declarations and their batch formats, registration, the value constraints of options, and the
+task toolkit (heads, in-memory batching). Everything else (runner, store, sweep, CLI) is the
+suite's own and may change between releases. Names are loaded on first use, so that
+`import rnnbench` (and the CLI's argument errors) stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "rnnbench.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder",
+                           "EncoderOutput", "SequenceBatch", "TreeBatch", "GridBatch", "Batch",
+                           "Inputs", "InputSpec", "Splits", "Reference", "IGNORE_INDEX"),
+    "rnnbench.registry": ("register_architecture", "register_task"),
+    "rnnbench.errors": ("BenchmarkError",),
+    "rnnbench.constraints": ("Constraint", "Positive", "NonNegative", "Probability", "UnitInterval",
+                             "AtLeast", "AtMost", "Between", "Range", "Odd", "NonEmpty",
+                             "AllowNonFinite"),
+    "rnnbench.heads": ("Head", "HeadOutput", "PerStepClassifier", "PooledClassifier",
+                       "PooledRegressor", "PerStepRegressor", "PerPixelBernoulli"),
+    "rnnbench.batching": ("IndexBatches",),
+    "rnnbench.conformance": ("check_architecture",),
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'rnnbench' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

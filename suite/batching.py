@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from suite.contracts import Batch
+from rnnbench.contracts import Batch
 
 
 class IndexBatches:

@@ -11,7 +11,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from suite.errors import BenchmarkError, did_you_mean, path_problem
+from rnnbench.errors import BenchmarkError, did_you_mean, path_problem
 
 DEFAULT_STORE = "runs/rnnbench.sqlite"
 MAX_IMAGES = 1_024   # `sample --count`: one grid
@@ -36,7 +36,7 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from suite.config import parse_assignments
+    from rnnbench.config import parse_assignments
 
     overrides = parse_assignments(args.set or [])
     if args.params is not None:   # --params '' is a bad budget, not no budget
@@ -45,7 +45,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from suite.config import check_seed
+    from rnnbench.config import check_seed
 
     return check_seed(args.seed, "--seed")
 
@@ -88,7 +88,7 @@ def _written(output: Path, write) -> Path:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from suite import registry
+    from rnnbench import registry
 
     architectures, tasks = registry.architectures(), registry.tasks()
     if args.matrix:
@@ -121,7 +121,7 @@ def _summary(cls: type) -> str:
 
 
 def matrix_text(architectures: dict, tasks: dict) -> str:
-    from suite.registry import pair_compatibility
+    from rnnbench.registry import pair_compatibility
 
     width = max(len(name) for name in architectures) + 2
     lines = ["architecture x task: ok, or the reason the pair cannot run", ""]
@@ -145,7 +145,7 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from suite import runner
+    from rnnbench import runner
 
     seed, store = _seed(args), _store_path(args)
     result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
@@ -160,9 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from suite.constraints import Between, check
-    from suite.store import ResultStore
-    from suite.sweep import UNSUCCESSFUL, plan, sweep
+    from rnnbench.constraints import Between, check
+    from rnnbench.store import ResultStore
+    from rnnbench.sweep import UNSUCCESSFUL, plan, sweep
 
     path = _store_path(args)
     check("--seeds", args.seeds, Between(1, MAX_SEEDS), hint=": the number of seeds (0, 1, ...), "
@@ -183,7 +183,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for line in errors:
         print(f"  {line}")
     if args.leaderboard:
-        from suite.leaderboard import render
+        from rnnbench.leaderboard import render
         print()
         print(render(store, fmt="md"))
     return 1 if any(outcomes.get(status) for status in UNSUCCESSFUL) else 0
@@ -191,7 +191,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _variants(items: list[str]) -> list[dict[str, str]]:
     """['task.length=50,100', 'arch.hidden_size=32,64'] -> the 4 combinations as override dicts."""
-    from suite.config import parse_assignments
+    from rnnbench.config import parse_assignments
 
     axes = [(key, _csv(values) or []) for key, values in parse_assignments(items).items()]
     for key, values in axes:
@@ -202,7 +202,7 @@ def _variants(items: list[str]) -> list[dict[str, str]]:
 
 
 def cmd_data_status(args: argparse.Namespace) -> int:
-    from suite import data
+    from rnnbench import data
 
     reports = data.statuses(args.datasets or None)
     print(f"data directory: {data.data_dir()} (set ${data.DATA_ENV} or --data-dir to change it)")
@@ -213,7 +213,7 @@ def cmd_data_status(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from suite import data
+    from rnnbench import data
 
     for name in args.datasets:   # every name checked before anything is downloaded
         data.get_dataset(name)
@@ -225,10 +225,10 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from suite.constraints import Between, check
-    from suite.runner import load_trained
-    from suite.sampling import check_sampling, sample_text
-    from suite.store import ResultStore
+    from rnnbench.constraints import Between, check
+    from rnnbench.runner import load_trained
+    from rnnbench.sampling import check_sampling, sample_text
+    from rnnbench.store import ResultStore
 
     check_sampling(args.length, args.temperature)
     check("--count", args.count, Between(1, MAX_IMAGES), hint=f": a grid of at most {MAX_IMAGES:,} "
@@ -253,8 +253,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def _draws_images(task_name: str) -> bool:
     """Whether the task draws its own samples (`Task.sample`: images), rather than text."""
-    from suite import registry
-    from suite.contracts import Task
+    from rnnbench import registry
+    from rnnbench.contracts import Task
 
     return registry.get_task(task_name).sample is not Task.sample
 
@@ -262,8 +262,8 @@ def _draws_images(task_name: str) -> bool:
 def _sample_images(args: argparse.Namespace, store) -> int:
     import torch
 
-    from suite.plots import write_image_grid
-    from suite.runner import load_trained
+    from rnnbench.plots import write_image_grid
+    from rnnbench.runner import load_trained
 
     output = (_output_file(args.output, "the image grid", f"{args.run_id}.png", IMAGE_SUFFIXES)
               if args.output else store.path.parent / "samples" / f"{args.run_id}.png")
@@ -275,10 +275,10 @@ def _sample_images(args: argparse.Namespace, store) -> int:
 
 
 def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
-    from suite.diagnostics import decay_per_step, diagnose_gradients, stored_gradient_flow
-    from suite.plots import plot_gradient_flow
-    from suite.runner import prepare
-    from suite.store import ResultStore
+    from rnnbench.diagnostics import decay_per_step, diagnose_gradients, stored_gradient_flow
+    from rnnbench.plots import plot_gradient_flow
+    from rnnbench.runner import prepare
+    from rnnbench.store import ResultStore
 
     architectures = _csv(args.architectures) or []
     if not architectures:
@@ -314,8 +314,8 @@ def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from suite.leaderboard import render
-    from suite.store import ResultStore
+    from rnnbench.leaderboard import render
+    from rnnbench.store import ResultStore
 
     path = _store_path(args)
     output = _output_file(args.output, "the leaderboard") if args.output is not None else None
@@ -326,7 +326,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise BenchmarkError(f"no results store at {path}: run `rnnbench sweep` first or pass --store")
     store = ResultStore(path)
     if args.task is not None:
-        from suite import registry
+        from rnnbench import registry
 
         known = set(registry.tasks()) | set(store.runs_frame().task)
         if args.task not in known:
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     _interrupt_on_sigterm()
     try:
         if args.data_dir is not None:  # through the environment, so that a sweep's runs see it too
-            from suite import data
+            from rnnbench import data
 
             if not args.data_dir.strip():
                 raise BenchmarkError("--data-dir is empty: name a directory, or leave the option "

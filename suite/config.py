@@ -17,10 +17,10 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Annotated, Any, Literal
 
-from suite.constraints import (SEED_RANGE, AllowNonFinite, AtLeast, Constraint, NonNegative,
+from rnnbench.constraints import (SEED_RANGE, AllowNonFinite, AtLeast, Constraint, NonNegative,
                                Positive, check)
-from suite.contracts import Architecture, Task
-from suite.errors import BenchmarkError, did_you_mean
+from rnnbench.contracts import Architecture, Task
+from rnnbench.errors import BenchmarkError, did_you_mean
 
 
 @dataclass
@@ -49,7 +49,7 @@ class OptimSettings:
     init_scale: if set, every weight is drawn from U(-init_scale, init_scale).
     optimizer: sgd, adam, adamw; or ridge, the closed-form ridge-regression readout of an
         architecture that offers one (e.g. esn) on a regression task: one pass over the training
-        split, no gradient steps (`suite.runner.fit_closed_form_readout`).
+        split, no gradient steps (`rnnbench.runner.fit_closed_form_readout`).
     """
 
     optimizer: Literal["sgd", "adam", "adamw", "ridge"] = "adam"
@@ -108,7 +108,7 @@ class RunConfig:
 def resolve(architecture: type[Architecture], task: type[Task], overrides: dict[str, str] | None = None,
             preset: str | None = None) -> RunConfig:
     """Build a RunConfig; raise BenchmarkError naming the bad key or value and the fix. Every value
-    is parsed to its declared type and checked against its declared meaning (`suite.constraints`:
+    is parsed to its declared type and checked against its declared meaning (`rnnbench.constraints`:
     `Annotated[int, Positive]`, ...; every float finite unless declared `AllowNonFinite`)."""
     config = RunConfig(architecture.name, task.name, ModelSettings(), architecture.Options(),
                        task.Options(), OptimSettings(), TrainerSettings(), preset)

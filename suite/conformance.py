@@ -2,7 +2,7 @@
 
 For plugin authors' own tests as much as ours:
 
-    from suite.conformance import check_architecture
+    from rnnbench.conformance import check_architecture
     def test_my_architecture():
         check_architecture(MyArchitecture)
 
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from suite.contracts import Architecture, Encoder, GridBatch, SequenceBatch, TreeBatch
+from rnnbench.contracts import Architecture, Encoder, GridBatch, SequenceBatch, TreeBatch
 
 FEATURES, HIDDEN = 5, 6
 TOLERANCE = 1e-5

@@ -1,6 +1,6 @@
 """What a setting's value means, declared with its type: `Annotated[int, Positive]`.
 
-The configuration layer (`suite.config`) checks every value against its declaration when a run is
+The configuration layer (`rnnbench.config`) checks every value against its declaration when a run is
 resolved, so every option of every plugin gets the same checks and the same one-line errors:
 
     depth: Annotated[int, AtLeast(1)] = 2
@@ -10,7 +10,7 @@ resolved, so every option of every plugin gets the same checks and the same one-
 
 Every float must be finite (no nan, inf, or overflow such as 1e400) unless it is declared
 `AllowNonFinite`. Ints are counts (`10k` reads as 10000). Plugins import these names from
-`suite.contracts`.
+`rnnbench.contracts`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from suite.errors import BenchmarkError
+from rnnbench.errors import BenchmarkError
 
 
 class Constraint:

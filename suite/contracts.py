@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from suite.constraints import (AllowNonFinite, AtLeast, AtMost, Between, Constraint, NonEmpty,  # noqa: F401
+from rnnbench.constraints import (AllowNonFinite, AtLeast, AtMost, Between, Constraint, NonEmpty,  # noqa: F401
                                NonNegative, Odd, Positive, Probability, Range, UnitInterval)
-from suite.errors import BenchmarkError
+from rnnbench.errors import BenchmarkError
 
 Structure = Literal["sequence", "tree", "grid"]
 StateLayout = Literal["single", "bidirectional"]
@@ -282,7 +282,7 @@ class Task:
         raise NotImplementedError
 
     def build_head(self, encoder_output_size: int, embedding: nn.Embedding | None) -> "nn.Module":
-        """Return a `suite.heads.Head`; `embedding` is offered for weight tying."""
+        """Return a `rnnbench.heads.Head`; `embedding` is offered for weight tying."""
         raise NotImplementedError
 
     def metrics(self) -> "Any":

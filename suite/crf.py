@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from suite.contracts import IGNORE_INDEX, Batch, EncoderOutput, SequenceBatch
-from suite.errors import BenchmarkError
-from suite.heads import Head, HeadOutput
+from rnnbench.contracts import IGNORE_INDEX, Batch, EncoderOutput, SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.heads import Head, HeadOutput
 
 
 class ConditionalRandomField(nn.Module):

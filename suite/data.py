@@ -30,7 +30,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from suite.errors import BenchmarkError, did_you_mean, path_problem
+from rnnbench.errors import BenchmarkError, did_you_mean, path_problem
 
 DATA_ENV = "RNNBENCH_DATA"
 FileState = Literal["present", "missing", "corrupt"]

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from suite.contracts import Batch, SequenceBatch
-from suite.errors import BenchmarkError
-from suite.runner import initial_model, load_trained, prepare, run
-from suite.store import ResultStore
+from rnnbench.contracts import Batch, SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.runner import initial_model, load_trained, prepare, run
+from rnnbench.store import ResultStore
 
 PHASES = ("init", "trained")
 

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suite.contracts import IGNORE_INDEX, Batch, EncoderOutput, SequenceBatch
-from suite.errors import BenchmarkError
-from suite.pooling import Pooling, pool
+from rnnbench.contracts import IGNORE_INDEX, Batch, EncoderOutput, SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.pooling import Pooling, pool
 
 
 class HeadOutput(NamedTuple):
@@ -65,7 +65,7 @@ class PerStepClassifier(Head):
 
 
 class PooledClassifier(Head):
-    """One label per item from the pooled encoder state (`suite.pooling`)."""
+    """One label per item from the pooled encoder state (`rnnbench.pooling`)."""
 
     def __init__(self, output_size: int, num_classes: int, pooling: Pooling = "last") -> None:
         super().__init__()

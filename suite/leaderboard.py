@@ -14,7 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from suite.store import ResultStore
+from rnnbench.store import ResultStore
 
 BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time_s")
 

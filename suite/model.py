@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.config import RunConfig
-from suite.contracts import Architecture, Batch, EncoderOutput, GridBatch, Inputs, Task
-from suite.errors import BenchmarkError
-from suite.heads import HeadOutput
+from rnnbench.config import RunConfig
+from rnnbench.contracts import Architecture, Batch, EncoderOutput, GridBatch, Inputs, Task
+from rnnbench.errors import BenchmarkError
+from rnnbench.heads import HeadOutput
 
 
 class BenchmarkModel(nn.Module):

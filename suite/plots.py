@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from suite.diagnostics import GradientFlow, decay_per_step
+from rnnbench.diagnostics import GradientFlow, decay_per_step
 
 
 def _pyplot():

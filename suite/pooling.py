@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from suite.contracts import EncoderOutput, SequenceBatch
+from rnnbench.contracts import EncoderOutput, SequenceBatch
 
 Pooling = Literal["last", "mean", "max"]
 

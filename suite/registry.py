@@ -12,8 +12,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TypeVar
 
-from suite.contracts import Architecture, Compatibility, Task, compatibility
-from suite.errors import BenchmarkError, did_you_mean
+from rnnbench.contracts import Architecture, Compatibility, Task, compatibility
+from rnnbench.errors import BenchmarkError, did_you_mean
 
 ARCHITECTURE_GROUP = "rnnbench.architectures"
 TASK_GROUP = "rnnbench.tasks"

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
-from suite.contracts import Batch
+from rnnbench.contracts import Batch
 
 CHECKPOINT_EVERY_STEPS = 500
 LAST_CHECKPOINT = "last.ckpt"
@@ -47,7 +47,7 @@ class ResumableBatches:
 
     Lightning stores `state_dict()` (pass index, batches trained in that pass) in every checkpoint
     and calls `load_state_dict` before iterating again. A wrapped iterable with a `passes` counter
-    (e.g. `suite.batching.IndexBatches`) is set to the saved pass so that it replays the same order.
+    (e.g. `rnnbench.batching.IndexBatches`) is set to the saved pass so that it replays the same order.
     `completed` is counted by `SaveResumePoint`.
     """
 

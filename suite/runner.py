@@ -26,14 +26,14 @@ import torch
 import torchmetrics
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from suite import registry
-from suite.config import RunConfig, check_seed, config_hash, resolve
-from suite.contracts import Architecture, Batch, SequenceBatch, Task
-from suite.errors import BenchmarkError, DivergedError
-from suite.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
+from rnnbench import registry
+from rnnbench.config import RunConfig, check_seed, config_hash, resolve
+from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task
+from rnnbench.errors import BenchmarkError, DivergedError
+from rnnbench.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
                          hidden_size_for_budget)
-from suite.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
-from suite.store import ResultStore
+from rnnbench.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
+from rnnbench.store import ResultStore
 
 LOG_EVERY = 25  # steps between train-loss logs and divergence checks
 
@@ -270,7 +270,7 @@ def fit_closed_form_readout(module: BenchmarkModule, train: Any, recorder: Recor
     readout = getattr(model.head, "linear", None)
     if not isinstance(readout, torch.nn.Linear):
         raise BenchmarkError("optim.optimizer=ridge needs a head whose readout is a linear layer "
-                             "named `linear` (as suite.heads.PooledRegressor): use adam instead")
+                             "named `linear` (as rnnbench.heads.PooledRegressor): use adam instead")
     captured: list[torch.Tensor] = []
 
     def pairs():

@@ -2,7 +2,7 @@
 
 Sampling draws w_t ~ softmax(z_t / temperature), where z_t are the model's logits after reading
 the prime and the words drawn so far; the encoder's state is carried from one step to the next, so
-each step reads one word. The model comes from `suite.runner.load_trained` (a stored run at its
+each step reads one word. The model comes from `rnnbench.runner.load_trained` (a stored run at its
 best checkpoint); the task turns text into ids and back (`encode`, `decode`).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from suite.constraints import Between, Positive, check
-from suite.contracts import Batch, SequenceBatch
-from suite.errors import BenchmarkError
-from suite.model import BenchmarkModel
-from suite.runner import TrainedModel
+from rnnbench.constraints import Between, Positive, check
+from rnnbench.contracts import Batch, SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.model import BenchmarkModel
+from rnnbench.runner import TrainedModel
 
 
 MAX_WORDS = 10_000   # one model step per word, one at a time: more would look like a hang

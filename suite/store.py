@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from suite.errors import BenchmarkError, path_problem
+from rnnbench.errors import BenchmarkError, path_problem
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")

@@ -15,11 +15,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from suite import registry
-from suite.config import check_seed
-from suite.errors import BenchmarkError
-from suite.runner import prepare
-from suite.store import ResultStore
+from rnnbench import registry
+from rnnbench.config import check_seed
+from rnnbench.errors import BenchmarkError
+from rnnbench.runner import prepare
+from rnnbench.store import ResultStore
 
 # outcomes that make a sweep exit non-zero
 UNSUCCESSFUL = ("failed", "diverged", "interrupted")
@@ -99,7 +99,7 @@ def sweep(planned: list[PlannedRun], overrides: dict[str, str], preset: str | No
         if before is not None and before.status == "completed":
             outcomes["skipped"] += 1
             continue
-        command = [sys.executable, "-m", "suite.cli", "run", item.architecture, item.task,
+        command = [sys.executable, "-m", "rnnbench.cli", "run", item.architecture, item.task,
                    "--seed", str(item.seed), "--store", str(store.path), "--no-progress"]
         if preset:
             command += ["--preset", preset]

@@ -13,8 +13,8 @@ from typing import Annotated, TypeVar
 import torch
 from torch import Tensor
 
-from suite.contracts import AtLeast, Batch
-from suite.errors import BenchmarkError
+from rnnbench.contracts import AtLeast, Batch
+from rnnbench.errors import BenchmarkError
 
 
 @dataclass

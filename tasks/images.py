@@ -3,7 +3,7 @@
 van den Oord, Kalchbrenner & Kavukcuoglu (2016), "Pixel Recurrent Neural Networks": the joint
 distribution of an image's pixels factorises in raster order, p(x) = prod_i p(x_i | x_<i), each
 factor a Bernoulli whose logit a causal grid encoder computes at pixel i from the pixels before
-it (`suite.heads.PerPixelBernoulli`). The metric is the test negative log-likelihood in nats per
+it (`rnnbench.heads.PerPixelBernoulli`). The metric is the test negative log-likelihood in nats per
 image (`nll`), as the field reports for binarized MNIST, and in bits per dimension
 (`bits_per_dim` = nll / (784 ln 2)).
 
@@ -26,13 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
-from suite.batching import IndexBatches
-from suite.contracts import Batch, GridBatch, InputSpec, Reference, Requirements, Splits, Task
-from suite.contracts import AtLeast
-from suite.errors import BenchmarkError
-from suite.heads import PerPixelBernoulli
-from suite.registry import register_task
-from tasks.pixels import hold_out, load_fashion_mnist
+from rnnbench import (AtLeast, Batch, BenchmarkError, GridBatch, IndexBatches, InputSpec,
+                      PerPixelBernoulli, Reference, Requirements, Splits, Task, register_task)
+from rnnbench.tasks.pixels import hold_out, load_fashion_mnist
 
 THRESHOLD = 0.5            # of the intensity range, for the fixed binarization
 EVALUATION_DRAW_SEED = 7   # the one dynamic draw of the validation and test images

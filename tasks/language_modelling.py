@@ -23,12 +23,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 
-from suite.contracts import AtLeast, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
-from suite.data import require
-from suite.errors import BenchmarkError
-from suite.heads import PerStepClassifier
-from suite.registry import register_task
-from suite.text import Vocabulary
+from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, PerStepClassifier, Reference,
+                      Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.data import require
+from rnnbench.text import Vocabulary
 
 END_OF_SENTENCE = "<eos>"
 UNKNOWN = "<unk>"

@@ -28,13 +28,10 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from suite import data
-from suite.batching import IndexBatches
-from suite.contracts import AtLeast, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
-from suite.errors import BenchmarkError
-from suite.heads import PooledClassifier
-from suite.pooling import Pooling
-from suite.registry import register_task
+from rnnbench import data
+from rnnbench import (AtLeast, Batch, BenchmarkError, IndexBatches, InputSpec, PooledClassifier,
+                      Reference, Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.pooling import Pooling
 
 NUM_CLASSES = 10
 SPLIT_SEED = 20_240_601        # the fixed shuffle that holds validation images out of training

@@ -24,11 +24,10 @@ from torch import Tensor
 from torchmetrics import MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from suite.batching import IndexBatches
-from suite.contracts import AtLeast, Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
-from suite.heads import PerStepClassifier, PooledRegressor
-from suite.pooling import Pooling
-from suite.registry import register_task
+from rnnbench import (AtLeast, Batch, IndexBatches, InputSpec, PerStepClassifier,
+                      PooledRegressor, Reference, Requirements, SequenceBatch, Splits, Task,
+                      register_task)
+from rnnbench.pooling import Pooling
 
 _SPLIT_OFFSETS = {"val": 1, "test": 2}
 

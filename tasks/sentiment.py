@@ -13,7 +13,7 @@ Two forms of the same data:
   pooled (`task.pooling`: last state of every direction, mean or max over the words) into a
   softmax classifier.
 - sst-tree-fine / sst-tree-binary (structure "tree"): the gold binary trees as a
-  `suite.contracts.TreeBatch`; the classifier reads every node's state, is trained on the roots
+  `rnnbench.contracts.TreeBatch`; the classifier reads every node's state, is trained on the roots
   (or on every node with train_on=phrases) and scored on the roots.
 """
 
@@ -30,14 +30,12 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from suite.contracts import (IGNORE_INDEX, Batch, EncoderOutput, InputSpec, Reference, Requirements,
-                             SequenceBatch, Splits, Task, TreeBatch)
-from suite.data import require
-from suite.errors import BenchmarkError
-from suite.heads import Head, HeadOutput, PooledClassifier
-from suite.pooling import Pooling
-from suite.registry import register_task
-from suite.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
+from rnnbench import (Batch, BenchmarkError, EncoderOutput, Head, HeadOutput, IGNORE_INDEX,
+                      InputSpec, PooledClassifier, Reference, Requirements, SequenceBatch,
+                      Splits, Task, TreeBatch, register_task)
+from rnnbench.data import require
+from rnnbench.pooling import Pooling
+from rnnbench.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
 
 UNKNOWN = "<unk>"
 NEUTRAL = 2
@@ -134,7 +132,7 @@ def read_trees(path: Path) -> list[SentimentTree]:
 @dataclass
 class SentimentOptions(TextOptions):
     """train_on: sentences (the root labels) or phrases (every labelled node of the training trees,
-        Tai et al. 2015). The vocabulary and slicing options are `suite.text.TextOptions`
+        Tai et al. 2015). The vocabulary and slicing options are `rnnbench.text.TextOptions`
         (a sentence here is a tree)."""
 
     train_on: Literal["sentences", "phrases"] = "sentences"

@@ -14,7 +14,7 @@ F1 = 2PR / (P + R), summed over the whole split (Tjong Kim Sang & De Meulder 200
 chunking, as seqeval reproduces it, is applied to each sentence).
 
 Both read words from a vocabulary of the training split (unknown words -> <unk>, optional
-lowercasing and minimum frequency) and take a softmax or a CRF output layer (`suite.crf`).
+lowercasing and minimum frequency) and take a softmax or a CRF output layer (`rnnbench.crf`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,11 @@ from seqeval.metrics.sequence_labeling import get_entities
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 
-from suite.contracts import (IGNORE_INDEX, Batch, InputSpec, Reference, Requirements, SequenceBatch,
-                             Splits, Task)
-from suite.crf import CRFTagger
-from suite.data import require
-from suite.errors import BenchmarkError
-from suite.heads import PerStepClassifier
-from suite.registry import register_task
-from suite.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
+from rnnbench import (Batch, BenchmarkError, IGNORE_INDEX, InputSpec, PerStepClassifier,
+                      Reference, Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.crf import CRFTagger
+from rnnbench.data import require
+from rnnbench.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
 
 UNKNOWN = "<unk>"
 CONLLU_FIELDS = ("id", "form", "lemma", "upos")  # the columns the tagger reads
@@ -172,7 +169,7 @@ class SoftmaxTagger(PerStepClassifier):
 @dataclass
 class TaggingOptions(TextOptions):
     """output_layer: softmax (independent per token) or crf (linear-chain CRF, Viterbi decoding).
-    The vocabulary and slicing options are `suite.text.TextOptions`."""
+    The vocabulary and slicing options are `rnnbench.text.TextOptions`."""
 
     output_layer: Literal["softmax", "crf"] = "softmax"
 
@@ -213,7 +210,7 @@ class _TaggingTask(Task):
         return self._data
 
     def data(self) -> dict[str, list[Sentence]]:
-        """Each split's sentences, cut to train_sentences / eval_sentences (`suite.text.spread`)."""
+        """Each split's sentences, cut to train_sentences / eval_sentences (`rnnbench.text.spread`)."""
         limits = {"train": self.options.train_sentences, "val": self.options.eval_sentences,
                   "test": self.options.eval_sentences}
         return {split: spread(sentences, limits[split]) for split, sentences in self._read_all().items()}

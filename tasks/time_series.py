@@ -37,11 +37,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, Metric, MetricCollection
 
-from suite.contracts import Batch, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task
-from suite.contracts import AtLeast, NonNegative
-from suite.errors import BenchmarkError
-from suite.heads import PerStepRegressor
-from suite.registry import register_task
+from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, NonNegative, PerStepRegressor,
+                      Reference, Requirements, SequenceBatch, Splits, Task, register_task)
 
 NARMA_SEED = 10
 

@@ -15,13 +15,13 @@ from typing import Annotated
 import pytest
 
 from helpers import QUICK
-from suite import registry
-from suite.cli import main
-from suite.config import resolve
-from suite.contracts import (AtLeast, Between, Positive, Probability, Architecture, Capabilities,
+from rnnbench import registry
+from rnnbench.cli import main
+from rnnbench.config import resolve
+from rnnbench.contracts import (AtLeast, Between, Positive, Probability, Architecture, Capabilities,
                              AllowNonFinite)
-from suite.errors import BenchmarkError
-from suite.store import ResultStore
+from rnnbench.errors import BenchmarkError
+from rnnbench.store import ResultStore
 
 LSTM, COPY = registry.get_architecture("lstm"), registry.get_task("copy")
 # words by which an error line names its fix
@@ -44,7 +44,7 @@ def _one_error_line(err: str) -> str:
 def _isolated(tmp_path, monkeypatch):
     """Nothing lands in the checkout's runs/; the environment is restored after each test."""
     monkeypatch.chdir(tmp_path)
-    from suite import data
+    from rnnbench import data
 
     monkeypatch.setenv("RNNBENCH_DATA", str(data.data_dir()))
     monkeypatch.delenv("RNNBENCH_STORE", raising=False)
@@ -238,7 +238,7 @@ def test_diagnose_output_directory_gets_the_plot_inside_and_says_where(capsys, t
 
 def test_output_inside_a_file_is_refused_before_training(capsys, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
-    monkeypatch.setattr("suite.runner.initial_model", _no_training)
+    monkeypatch.setattr("rnnbench.runner.initial_model", _no_training)
     assert main(["diagnose", "gradients", "rnn", "copy", "--store", str(tmp_path / "r.sqlite"),
                  "--output", str(tmp_path / "file" / "plot.png"), *_sets(QUICK)]) == 2
     _one_error_line(capsys.readouterr().err)
@@ -253,7 +253,7 @@ def test_sample_length_is_bounded(capsys, tmp_path):
     assert main(["sample", "abc", "--length", "100000000000", "--store", str(tmp_path / "r.sqlite")]) == 2
     err = _one_error_line(capsys.readouterr().err)
     assert "10,000" in err
-    from suite.sampling import sample
+    from rnnbench.sampling import sample
     import torch
     with pytest.raises(BenchmarkError, match="10,000"):
         sample(None, torch.tensor([1]), 100_000_000_000)
@@ -271,7 +271,7 @@ def test_interrupt_message_says_recorded_only_when_it_was(capsys, tmp_path, monk
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("suite.runner.run", interrupted)
+    monkeypatch.setattr("rnnbench.runner.run", interrupted)
     assert main(["run", "lstm", "copy", "--store", str(tmp_path / "r.sqlite")]) == 130
     err = capsys.readouterr().err
     assert "recorded" not in err and err.count("\n") == 1
@@ -281,7 +281,7 @@ def test_interrupt_message_says_recorded_only_when_it_was(capsys, tmp_path, monk
         error.recorded = True
         raise error
 
-    monkeypatch.setattr("suite.runner.run", recorded)
+    monkeypatch.setattr("rnnbench.runner.run", recorded)
     assert main(["run", "lstm", "copy", "--store", str(tmp_path / "r.sqlite")]) == 130
     assert "recorded as interrupted" in capsys.readouterr().err
 
@@ -317,7 +317,7 @@ def test_a_setting_declared_allow_non_finite_is_stored_as_text_and_reads_back(tm
                     architecture_version=1, task_version=1, seed=0, preset=None,
                     config={"arch.slope": math.inf, "arch.hidden_size": 8}, task_info={})
     assert store.get("x").config == {"arch.slope": "inf", "arch.hidden_size": 8}
-    from suite.config import parse_value
+    from rnnbench.config import parse_value
     assert parse_value("arch.slope", "inf", Annotated[float, AllowNonFinite]) == math.inf
     with sqlite3.connect(store.path) as db:
         assert db.execute("SELECT json_extract(config, '$.\"arch.slope\"') FROM runs").fetchone() == ("inf",)
@@ -354,7 +354,7 @@ def test_a_run_that_fails_before_recording_itself_is_recorded_as_failed(capsys, 
     def fails_early(command, **kwargs):   # e.g. a dataset deleted after planning
         return _Finished(2, "some warning\nrnnbench: error: dataset 'ptb' is missing: run `rnnbench data fetch ptb`\n")
 
-    monkeypatch.setattr("suite.sweep.subprocess.run", fails_early)
+    monkeypatch.setattr("rnnbench.sweep.subprocess.run", fails_early)
     code = main(["sweep", "--architectures", "rnn,gru", "--tasks", "copy", "--store", str(store),
                  "--no-progress", *_sets(QUICK)])
     out = capsys.readouterr().out
@@ -368,7 +368,7 @@ def test_a_run_that_fails_before_recording_itself_is_recorded_as_failed(capsys, 
 
 def test_a_run_left_running_by_its_process_is_recorded(capsys, tmp_path, monkeypatch):
     store_path = tmp_path / "r.sqlite"
-    from suite.sweep import plan, sweep
+    from rnnbench.sweep import plan, sweep
     planned = plan(["rnn"], ["copy"], [0, 1], QUICK, None)
     store = ResultStore(store_path)
 
@@ -377,7 +377,7 @@ def test_a_run_left_running_by_its_process_is_recorded(capsys, tmp_path, monkeyp
         _start(store, planned[seed].run_id)
         return _Finished(-9 if seed == 0 else 1, "")
 
-    monkeypatch.setattr("suite.sweep.subprocess.run", killed)
+    monkeypatch.setattr("rnnbench.sweep.subprocess.run", killed)
     outcomes = sweep(planned, QUICK, None, store, progress=False)
     assert outcomes == {"interrupted": 1, "failed": 1}
     assert store.status_of(planned[0].run_id) == "interrupted"
@@ -389,13 +389,13 @@ def test_sweep_exit_code_counts_diverged(capsys, tmp_path, monkeypatch):
     store = ResultStore(tmp_path / "r.sqlite")
 
     def diverges(command, **kwargs):
-        from suite.runner import prepare
+        from rnnbench.runner import prepare
         *_, run_id, _ = prepare(command[4], command[5], QUICK, None, 0)
         _start(store, run_id)
         store.finish_run(run_id, "diverged", error="DivergedError: training diverged by step 25")
         return _Finished(2, "rnnbench: error: training diverged by step 25: lower optim.lr\n")
 
-    monkeypatch.setattr("suite.sweep.subprocess.run", diverges)
+    monkeypatch.setattr("rnnbench.sweep.subprocess.run", diverges)
     assert main(["sweep", "--architectures", "rnn", "--tasks", "copy", "--store", str(store.path),
                  "--no-progress", *_sets(QUICK)]) == 1
     out = capsys.readouterr().out
@@ -547,7 +547,7 @@ def _snapshot(path):
 
 def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
     store = ResultStore(tmp_path / "store.sqlite")
-    from suite.runner import prepare
+    from rnnbench.runner import prepare
     *_, run_id, config_id = prepare("lstm", "copy", QUICK, None, 0)
     store.start_run(run_id=run_id, config_id=config_id, architecture="lstm", task="copy",
                     architecture_version=1, task_version=1, seed=0, preset=None,
@@ -568,9 +568,9 @@ def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
              "old": str(old), "missing": str(tmp_path / "missing.sqlite"),
              "folder": str(tmp_path / "folder"), "completed": run_id}
     monkeypatch.setenv("RNNBENCH_STORE", str(store.path))
-    for target in ("suite.runner.initial_model", "suite.data._download", "subprocess.run",
-                   "suite.store.ResultStore.start_run", "suite.store.ResultStore.finish_run",
-                   "suite.store.ResultStore.add_history", "suite.store.ResultStore.set_curve"):
+    for target in ("rnnbench.runner.initial_model", "rnnbench.data._download", "subprocess.run",
+                   "rnnbench.store.ResultStore.start_run", "rnnbench.store.ResultStore.finish_run",
+                   "rnnbench.store.ResultStore.add_history", "rnnbench.store.ResultStore.set_curve"):
         monkeypatch.setattr(target, _no_training)
     before = {name: _snapshot(tmp_path / name) for name in ("store.sqlite", "old.sqlite")}
     junk_bytes = junk.read_bytes()

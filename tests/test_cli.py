@@ -1,7 +1,7 @@
 import pytest
 
 from helpers import QUICK
-from suite.cli import main
+from rnnbench.cli import main
 
 
 def _sets(settings):

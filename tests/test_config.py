@@ -1,8 +1,8 @@
 import pytest
 
-from suite import registry
-from suite.config import parse_assignments, parse_count, resolve
-from suite.errors import BenchmarkError
+from rnnbench import registry
+from rnnbench.config import parse_assignments, parse_count, resolve
+from rnnbench.errors import BenchmarkError
 
 LSTM, COPY = registry.get_architecture("lstm"), registry.get_task("copy")
 

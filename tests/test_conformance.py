@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from suite.conformance import ConformanceError, check_architecture, conformance_checks
-from suite.contracts import Architecture, Capabilities, Encoder, EncoderOutput
+from rnnbench.conformance import ConformanceError, check_architecture, conformance_checks
+from rnnbench.contracts import Architecture, Capabilities, Encoder, EncoderOutput
 
 
 class _Correct(Encoder):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from suite import data
-from suite.cli import main
-from suite.errors import BenchmarkError
+from rnnbench import data
+from rnnbench.cli import main
+from rnnbench.errors import BenchmarkError
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from plugins.deep_rnn import DeepResidualRNN, DeepRNNOptions
-from suite.contracts import SequenceBatch
-from suite.errors import BenchmarkError
-from tasks.probes import make_adding
+from rnnbench.plugins.deep_rnn import DeepResidualRNN, DeepRNNOptions
+from rnnbench.contracts import SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.tasks.probes import make_adding
 
 
 def _encoder(**options):

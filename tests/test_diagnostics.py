@@ -2,13 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from suite.cli import main
-from suite.contracts import Batch, Encoder, EncoderOutput, GridBatch, SequenceBatch
-from suite.diagnostics import decay_per_step, diagnose_gradients, last_step_gradient_norms
-from suite.errors import BenchmarkError
-from suite.heads import PerStepRegressor, PooledRegressor
-from suite.model import BenchmarkModel
-from suite.store import ResultStore
+from rnnbench.cli import main
+from rnnbench.contracts import Batch, Encoder, EncoderOutput, GridBatch, SequenceBatch
+from rnnbench.diagnostics import decay_per_step, diagnose_gradients, last_step_gradient_norms
+from rnnbench.errors import BenchmarkError
+from rnnbench.heads import PerStepRegressor, PooledRegressor
+from rnnbench.model import BenchmarkModel
+from rnnbench.store import ResultStore
 
 QUICK_COPY = {"task.length": "12", "task.train_size": "256", "task.eval_size": "64",
               "trainer.batch_size": "32", "trainer.max_steps": "8", "trainer.val_every_steps": "8",
@@ -97,7 +97,7 @@ def test_rnnbench_diagnose_gradients_plots_one_curve_per_architecture(tmp_path, 
 
 
 def test_at_initialisation_the_rnn_gradient_vanishes_far_faster_than_the_lstms():
-    from suite.runner import initial_model, prepare
+    from rnnbench.runner import initial_model, prepare
 
     norms = {}
     for name in ("rnn", "lstm"):

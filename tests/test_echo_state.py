@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from plugins.echo_state import MAX_RESERVOIR, EchoState, EchoStateOptions
-from suite.config import resolve
-from suite.contracts import SequenceBatch
-from suite.errors import BenchmarkError
-from suite.model import build_model, count_parameters, hidden_size_for_budget
-from suite.registry import get_task
-from suite.runner import prepare, run
+from rnnbench.plugins.echo_state import MAX_RESERVOIR, EchoState, EchoStateOptions
+from rnnbench.config import resolve
+from rnnbench.contracts import SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.model import build_model, count_parameters, hidden_size_for_budget
+from rnnbench.registry import get_task
+from rnnbench.runner import prepare, run
 
 
 def _encoder(hidden: int = 50, inputs: int = 2, seed: int = 0, **options):

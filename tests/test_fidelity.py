@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from helpers import QUICK
-from suite import runner
-from suite.store import ResultStore
+from rnnbench import runner
+from rnnbench.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = {"task.train_steps": "600", "task.val_steps": "200", "task.test_steps": "200",
@@ -80,21 +80,21 @@ SMALL_COPY = {"task.length": "5", "task.train_size": "96", "task.eval_size": "32
 # test can kill it in the middle of training
 SLOW_CLI = """
 import os, signal, sys, time
-import suite.resume, suite.runner
-suite.resume.CHECKPOINT_EVERY_STEPS = 3
-train = suite.runner.BenchmarkModule.training_step
+import rnnbench.resume, rnnbench.runner
+rnnbench.resume.CHECKPOINT_EVERY_STEPS = 3
+train = rnnbench.runner.BenchmarkModule.training_step
 def slow(self, batch, index):
     time.sleep(0.1)
     return train(self, batch, index)
-suite.runner.BenchmarkModule.training_step = slow
+rnnbench.runner.BenchmarkModule.training_step = slow
 kill_after_round_at = int(os.environ.get("KILL_AFTER_ROUND_AT", "0"))
-record = suite.runner.RecordProgress.on_validation_end
+record = rnnbench.runner.RecordProgress.on_validation_end
 def record_then_die(self, trainer, module):
     record(self, trainer, module)
     if trainer.global_step == kill_after_round_at:
         os.kill(os.getpid(), signal.SIGKILL)   # after the history write, before the checkpoint
-suite.runner.RecordProgress.on_validation_end = record_then_die
-from suite.cli import main
+rnnbench.runner.RecordProgress.on_validation_end = record_then_die
+from rnnbench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -238,7 +238,7 @@ def _record(store: ResultStore, architecture: str, seed: int, status: str, score
 
 
 def test_the_leaderboard_shows_every_seed_and_ranks_unstable_configurations_last(tmp_path):
-    from suite.leaderboard import leaderboard_frames, render
+    from rnnbench.leaderboard import leaderboard_frames, render
 
     store = ResultStore(tmp_path / "r.sqlite")
     _record(store, "rnn", 0, "completed", 0.95)      # best surviving seed, but one seed diverged
@@ -254,7 +254,7 @@ def test_the_leaderboard_shows_every_seed_and_ranks_unstable_configurations_last
 
 
 def test_the_leaderboard_ranks_only_comparable_settings_and_budgets_together(tmp_path):
-    from suite.leaderboard import leaderboard_frames
+    from rnnbench.leaderboard import leaderboard_frames
 
     store = ResultStore(tmp_path / "r.sqlite")
     _record(store, "rnn", 0, "completed", 0.9, length=20)
@@ -272,8 +272,8 @@ def test_dropout_between_fused_layers_draws_from_torch_like_the_fused_module(nam
     torch's generator (which a checkpoint restores) instead of cuDNN's: on a CPU the numbers are
     exactly those of the multi-layer fused module (same initialisation, same masks)."""
     from torch import nn
-    from suite import registry
-    from suite.contracts import SequenceBatch
+    from rnnbench import registry
+    from rnnbench.contracts import SequenceBatch
 
     architecture = registry.get_architecture(name)()
     torch.manual_seed(0)

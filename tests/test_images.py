@@ -5,17 +5,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suite import registry
-from suite.cli import main
-from suite.contracts import (Architecture, Batch, Capabilities, Encoder, EncoderOutput, GridBatch,
+from rnnbench import registry
+from rnnbench.cli import main
+from rnnbench.contracts import (Architecture, Batch, Capabilities, Encoder, EncoderOutput, GridBatch,
                              SequenceBatch)
-from suite.conformance import conformance_checks
-from suite.errors import BenchmarkError
-from suite.heads import PerPixelBernoulli
-from suite.model import BenchmarkModel
-from suite.runner import run
-from suite.store import ResultStore
-from tasks.images import THRESHOLD, BernoulliNLL, ImageDensity
+from rnnbench.conformance import conformance_checks
+from rnnbench.errors import BenchmarkError
+from rnnbench.heads import PerPixelBernoulli
+from rnnbench.model import BenchmarkModel
+from rnnbench.runner import run
+from rnnbench.store import ResultStore
+from rnnbench.tasks.images import THRESHOLD, BernoulliNLL, ImageDensity
 
 TINY = {"task.train_size": "256", "task.val_size": "64", "task.test_size": "64",
         "trainer.batch_size": "32", "trainer.max_steps": "40", "trainer.val_every_steps": "40",
@@ -157,7 +157,7 @@ def test_rnnbench_sample_writes_a_png_grid_of_a_trained_run(tmp_path, capsys):
 
 
 def test_sampling_a_task_that_does_not_generate_is_refused():
-    from tasks.probes import Copy
+    from rnnbench.tasks.probes import Copy
 
     with pytest.raises(BenchmarkError, match="does not draw samples"):
         Copy(Copy.Options()).sample(nn.Linear(1, 1), 2, torch.Generator())

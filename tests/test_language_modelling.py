@@ -8,15 +8,15 @@ import torch.nn.functional as F
 
 from helpers import QUICK
 
-import suite.resume
-from suite import registry, runner
-from suite.cli import main
-from suite.config import resolve
-from suite.errors import BenchmarkError
-from suite.contracts import Batch, SequenceBatch
-from suite.model import build_model, count_parameters
-from suite.store import ResultStore
-from tasks.language_modelling import LanguageModellingOptions, PennTreebank, Perplexity, StreamBatches
+import rnnbench.resume
+from rnnbench import registry, runner
+from rnnbench.cli import main
+from rnnbench.config import resolve
+from rnnbench.errors import BenchmarkError
+from rnnbench.contracts import Batch, SequenceBatch
+from rnnbench.model import build_model, count_parameters
+from rnnbench.store import ResultStore
+from rnnbench.tasks.language_modelling import LanguageModellingOptions, PennTreebank, Perplexity, StreamBatches
 
 pytestmark = pytest.mark.data("ptb")
 
@@ -185,7 +185,7 @@ def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, set
     """Ctrl-C mid-epoch finishes the batch, writes the resume point and stops; the same command
     again continues at the next batch, with the carried state of truncated BPTT, so the result is
     exactly that of an uninterrupted run."""
-    monkeypatch.setattr(suite.resume, "CHECKPOINT_EVERY_STEPS", 3)
+    monkeypatch.setattr(rnnbench.resume, "CHECKPOINT_EVERY_STEPS", 3)
     reference = runner.run("lstm", task, settings, store=tmp_path / "a" / "r.sqlite", progress=False)
     steps_per_epoch = 5 if task == "copy" else len(_ptb(train_tokens=3000).splits(4, 0).train)
     interrupt_at = steps_per_epoch + 1  # in the second epoch, between two periodic checkpoints

@@ -7,9 +7,9 @@ import signal
 import pytest
 
 from helpers import QUICK
-from suite import runner
-from suite.errors import BenchmarkError, DivergedError
-from suite.store import ResultStore
+from rnnbench import runner
+from rnnbench.errors import BenchmarkError, DivergedError
+from rnnbench.store import ResultStore
 
 
 def test_a_loss_that_explodes_is_diverged_not_completed(tmp_path):
@@ -70,9 +70,9 @@ def test_a_model_too_large_for_memory_is_refused_before_it_is_built(setting, tmp
 
 
 def test_an_estimate_of_a_stack_matches_the_built_model():
-    from suite.config import resolve
-    from suite.model import build_model, check_model_fits
-    from suite import registry
+    from rnnbench.config import resolve
+    from rnnbench.model import build_model, check_model_fits
+    from rnnbench import registry
 
     for name in ("lstm", "deep_rnn"):
         architecture, task = registry.get_architecture(name), registry.get_task("copy")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from plugins.pixel_rnn import MaskedConv2d, PixelRNN, PixelRNNOptions, skew, unskew
-from suite.conformance import ConformanceError, check_architecture
-from suite.contracts import GridBatch
-from suite.errors import BenchmarkError
+from rnnbench.plugins.pixel_rnn import MaskedConv2d, PixelRNN, PixelRNNOptions, skew, unskew
+from rnnbench.conformance import ConformanceError, check_architecture
+from rnnbench.contracts import GridBatch
+from rnnbench.errors import BenchmarkError
 
 
 def test_masks_a_and_b() -> None:
@@ -132,7 +132,7 @@ def test_bad_options_raise(options: PixelRNNOptions, message: str) -> None:
 
 
 def test_sequence_input_raises() -> None:
-    from suite.contracts import SequenceBatch
+    from rnnbench.contracts import SequenceBatch
     encoder = PixelRNN().build(1, 4, PixelRNNOptions())
     with pytest.raises(BenchmarkError, match="grid"):
         encoder(SequenceBatch(torch.zeros(2, 3, 1), torch.tensor([3, 3])))

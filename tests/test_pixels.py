@@ -4,10 +4,10 @@ import struct
 import pytest
 import torch
 
-from suite import registry
-from suite.errors import BenchmarkError
-from suite.runner import run
-from tasks.pixels import fixed_permutation, hold_out, load_fashion_mnist, read_idx
+from rnnbench import registry
+from rnnbench.errors import BenchmarkError
+from rnnbench.runner import run
+from rnnbench.tasks.pixels import fixed_permutation, hold_out, load_fashion_mnist, read_idx
 
 TINY_FASHION = {"task.train_size": "48", "task.val_size": "16", "task.test_size": "16",
                 "trainer.batch_size": "16", "trainer.max_steps": "2", "trainer.val_every_steps": "2",

@@ -53,21 +53,71 @@ def _run(installed, *args):
 
 
 def test_installed_plugins_are_listed_and_a_broken_one_is_reported(installed):
-    result = _run(installed, "-m", "suite.cli", "list")
+    result = _run(installed, "-m", "rnnbench.cli", "list")
     assert result.returncode == 0, result.stderr
     assert "mgu" in result.stdout and "parity" in result.stdout and "lstm" in result.stdout
     assert "rnnbench.architectures:broken failed to load: RuntimeError: this plugin is broken" in result.stderr
 
 
 def test_the_installed_architecture_runs_the_installed_task(installed):
-    result = _run(installed, "-m", "suite.cli", "run", "mgu", "parity", "--preset", "quick",
+    result = _run(installed, "-m", "rnnbench.cli", "run", "mgu", "parity", "--preset", "quick",
                   "--no-progress", "--store", str(installed["store"]))
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout and "test/accuracy" in result.stdout
 
 
 def test_the_installed_architecture_passes_conformance(installed):
-    code = "from rnnbench_mgu import MGU\nfrom suite.conformance import check_architecture\ncheck_architecture(MGU)\nprint('conforms')"
+    code = "from rnnbench_mgu import MGU\nfrom rnnbench import check_architecture\ncheck_architecture(MGU)\nprint('conforms')"
     result = _run(installed, "-c", code)
     assert result.returncode == 0, result.stderr
     assert "conforms" in result.stdout
+
+
+ROOT = README.parent
+
+
+@pytest.fixture(scope="module")
+def from_wheel(tmp_path_factory) -> dict:
+    """rnnbench installed from its wheel (not editable) with the README's plugin packages, used
+    from a research folder that has packages of its own named `tasks` and `plugins`."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(root / "dist"), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = (root / "dist").glob("rnnbench-*.whl")
+    target = root / "site"
+    for package in [wheel, *_write_readme_packages(root / "src")]:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--no-build-isolation", "--target", str(target), str(package)],
+                       check=True, capture_output=True)
+    project = root / "research"
+    for own in ("tasks", "plugins"):
+        (project / own).mkdir(parents=True)
+        (project / own / "__init__.py").write_text(f"OWNER = 'the research project: {own}'\n")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    return {"env": env, "cwd": project, "site": target, "store": root / "runs" / "r.sqlite"}
+
+
+def _run_in(setup, *args):
+    return subprocess.run([sys.executable, *args], env=setup["env"], cwd=setup["cwd"],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_wheel_installs_one_namespace_beside_a_projects_own_tasks_and_plugins(from_wheel):
+    code = ("import rnnbench, tasks, plugins\n"
+            "print(rnnbench.__file__)\nprint(tasks.OWNER)\nprint(plugins.OWNER)\n"
+            "from rnnbench import registry\nprint(sorted(registry.architectures()), registry.load_errors())")
+    result = _run_in(from_wheel, "-c", code)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(str(from_wheel["site"]))          # the wheel's copy, not the checkout
+    assert lines[1:3] == ["the research project: tasks", "the research project: plugins"]
+    assert "'lstm'" in lines[3] and "'mgu'" in lines[3] and lines[3].endswith("{}")
+    top_level = {path.name for path in from_wheel["site"].iterdir()}
+    assert "rnnbench" in top_level and not {"suite", "tasks", "plugins"} & top_level
+
+
+def test_the_readme_plugins_run_from_the_wheel(from_wheel):
+    result = _run_in(from_wheel, "-m", "rnnbench.cli", "run", "mgu", "parity", "--preset", "quick",
+                     "--no-progress", "--store", str(from_wheel["store"]))
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout

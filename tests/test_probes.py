@@ -2,11 +2,11 @@ import pytest
 import torch
 
 from helpers import QUICK
-from suite.cli import _variants
-from suite.leaderboard import render
-from suite.runner import run
-from suite.store import ResultStore
-from tasks.probes import BLANK, COPY_RECALL, DELIMITER, make_adding, make_copy
+from rnnbench.cli import _variants
+from rnnbench.leaderboard import render
+from rnnbench.runner import run
+from rnnbench.store import ResultStore
+from rnnbench.tasks.probes import BLANK, COPY_RECALL, DELIMITER, make_adding, make_copy
 
 
 def test_copy_shows_ten_symbols_waits_then_asks_for_them_back():

@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 import torch
 
-from plugins.recursive import Recursive, RecursiveOptions
-from suite.conformance import balanced_trees, random_trees
-from suite.contracts import SequenceBatch
-from suite.errors import BenchmarkError
+from rnnbench.plugins.recursive import Recursive, RecursiveOptions
+from rnnbench.conformance import balanced_trees, random_trees
+from rnnbench.contracts import SequenceBatch
+from rnnbench.errors import BenchmarkError
 
 FEATURES, HIDDEN = 5, 8
 CELLS = ["tanh", "treelstm"]

@@ -1,8 +1,8 @@
 import pytest
 
-from suite import registry
-from suite.contracts import Capabilities, Requirements, compatibility
-from suite.errors import BenchmarkError
+from rnnbench import registry
+from rnnbench.contracts import Capabilities, Requirements, compatibility
+from rnnbench.errors import BenchmarkError
 
 
 def test_in_tree_plugins_are_registered_through_entry_points():

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from helpers import QUICK
-from suite import registry
-from suite.contracts import Architecture, Capabilities, EncoderOutput, Encoder
-from suite.errors import BenchmarkError, DivergedError
-from suite.runner import run
-from suite.store import ResultStore
+from rnnbench import registry
+from rnnbench.contracts import Architecture, Capabilities, EncoderOutput, Encoder
+from rnnbench.errors import BenchmarkError, DivergedError
+from rnnbench.runner import run
+from rnnbench.store import ResultStore
 
 
 def test_a_run_is_recorded_completely(tmp_path):
@@ -93,7 +93,7 @@ def test_a_nan_loss_is_recorded_as_diverged(tmp_path):
 def test_ctrl_c_records_the_run_as_interrupted(tmp_path):
     store_path = tmp_path / "r.sqlite"
     process = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "run", "lstm", "copy", "--no-progress", "--store",
+        [sys.executable, "-m", "rnnbench.cli", "run", "lstm", "copy", "--no-progress", "--store",
          str(store_path), "--set", "trainer.max_steps=100000", "--set", "task.length=50"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

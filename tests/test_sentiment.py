@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from suite import registry, runner
-from suite.contracts import IGNORE_INDEX, TreeBatch
-from suite.errors import BenchmarkError
-from tasks.sentiment import (SequenceSentimentOptions, SentimentOptions, SSTBinary, SSTFine, SSTTreeBinary,
+from rnnbench import registry, runner
+from rnnbench.contracts import IGNORE_INDEX, TreeBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.tasks.sentiment import (SequenceSentimentOptions, SentimentOptions, SSTBinary, SSTFine, SSTTreeBinary,
                              SSTTreeFine, parse_tree, read_trees)
 
 # --------------------------------------------------------------------------- trees

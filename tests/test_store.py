@@ -2,7 +2,7 @@ import multiprocessing
 import subprocess
 import sys
 
-from suite.store import ResultStore
+from rnnbench.store import ResultStore
 
 
 def _start(store, run_id, seed=0):

@@ -1,7 +1,7 @@
 from helpers import QUICK
-from suite.leaderboard import leaderboard_frames
-from suite.store import ResultStore
-from suite.sweep import plan, sweep
+from rnnbench.leaderboard import leaderboard_frames
+from rnnbench.store import ResultStore
+from rnnbench.sweep import plan, sweep
 
 
 def test_a_sweep_runs_every_compatible_pair_per_seed_and_skips_completed_runs(tmp_path):

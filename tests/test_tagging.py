@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from suite import runner
-from suite.contracts import IGNORE_INDEX
-from suite.crf import ConditionalRandomField
-from suite.errors import BenchmarkError
-from tasks.tagging import (CoNLL2003NER, EntityScore, TaggingOptions, TokenAccuracy, UniversalPOS,
+from rnnbench import runner
+from rnnbench.contracts import IGNORE_INDEX
+from rnnbench.crf import ConditionalRandomField
+from rnnbench.errors import BenchmarkError
+from rnnbench.tasks.tagging import (CoNLL2003NER, EntityScore, TaggingOptions, TokenAccuracy, UniversalPOS,
                            iob1_to_iob2, read_conll2003, read_conllu)
 
 TINY_TAGGING = {"task.train_sentences": "300", "task.eval_sentences": "60", "arch.hidden_size": "16",
@@ -233,7 +233,7 @@ def test_a_bad_tagging_option_is_refused():
 
 
 def test_the_vocabulary_counts_the_training_split_only_and_maps_unknown_words():
-    from suite.text import Vocabulary
+    from rnnbench.text import Vocabulary
     training = [["The", "cat", "sat"], ["the", "cat", "ran"], ["a", "cat"]]
     vocabulary = Vocabulary.from_corpus(training, min_frequency=2, lowercase=True, unknown="<unk>")
     assert vocabulary.tokens == ["<unk>", "cat", "the"]  # reserved first, then by frequency
@@ -246,8 +246,8 @@ def test_the_vocabulary_counts_the_training_split_only_and_maps_unknown_words():
 
 
 def test_length_buckets_cover_every_example_once_with_little_padding():
-    from suite.contracts import Batch, SequenceBatch
-    from suite.text import BucketBatches, spread
+    from rnnbench.contracts import Batch, SequenceBatch
+    from rnnbench.text import BucketBatches, spread
     lengths = torch.randint(1, 50, (103,), generator=torch.Generator().manual_seed(0))
     seen = []
 

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from suite.contracts import Encoder, EncoderOutput, SequenceBatch
-from suite.errors import BenchmarkError
-from suite.heads import PerStepRegressor
-from suite.model import BenchmarkModel
-from suite.runner import prepare, run
-from tasks.time_series import (ChunkedStreams, MackeyGlass, NormalisedRMSE, free_run, mackey_glass,
+from rnnbench.contracts import Encoder, EncoderOutput, SequenceBatch
+from rnnbench.errors import BenchmarkError
+from rnnbench.heads import PerStepRegressor
+from rnnbench.model import BenchmarkModel
+from rnnbench.runner import prepare, run
+from rnnbench.tasks.time_series import (ChunkedStreams, MackeyGlass, NormalisedRMSE, free_run, mackey_glass,
                                narma10, scale_to_unit_interval)
 
 TINY = {"task.train_steps": "600", "task.val_steps": "200", "task.test_steps": "200",
