@@ -55,7 +55,6 @@ class SyntheticLanguageModel(Task):
     head_kind = "generation"
     primary_metric = "accuracy"
     direction = "max"
-    carries_state = True
 
     @dataclass
     class Options:
@@ -90,7 +89,7 @@ def bare_loop_throughput(architecture: str, task: str, settings: dict[str, Any],
         if step == steps:
             break
         output, encoded = model(batch, state)
-        if task_obj.carries_state:
+        if task_obj.requirements.carries_state:
             state = detach_state(encoded.state)
         loss = output.loss_sum / output.count
         optimizer.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""The `rnnbench` command line: list, run, sweep, leaderboard, data, sample, diagnose."""
+"""The `rnnbench` command line: list, run, sweep, check, leaderboard, data, sample, diagnose."""
 
 from __future__ import annotations
 
@@ -96,21 +96,28 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         if args.what in (None, "architectures"):
             print("Architectures:")
-            for name, cls in architectures.items():
-                caps = cls.capabilities
-                print(f"  {name:<12} {'causal' if caps.causal else 'non-causal':<11} "
-                      f"{'/'.join(caps.structures):<15} v{cls.version}  {_summary(cls)}")
+            print(_aligned([[name, "causal" if cls.capabilities.causal else "non-causal",
+                             "/".join(cls.capabilities.structures), f"v{cls.version}", _summary(cls)]
+                            for name, cls in architectures.items()]))
         if args.what in (None, "tasks"):
             print("Tasks:")
-            width = max(map(len, tasks), default=0) + 1
-            for name, cls in tasks.items():
-                needs = cls.requirements
-                metric = f"{cls.primary_metric} ({cls.direction})"
-                print(f"  {name:<{width}} {needs.structure:<9} {'needs causal' if needs.causal else '':<13}"
-                      f"{metric:<17} v{cls.version}  {_summary(cls)}")
+            print(_aligned([[name, cls.requirements.structure,
+                             "needs causal" if cls.requirements.causal else "",
+                             f"{cls.primary_metric} ({cls.direction})", f"v{cls.version}", _summary(cls)]
+                            for name, cls in tasks.items()]))
     for entry, error in registry.load_errors().items():
         print(f"warning: plugin entry point {entry} failed to load: {error}", file=sys.stderr)
     return 0
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    """Rows of cells as lines indented by two spaces, each column as wide as its widest cell
+    (long plugin names included) plus two spaces; the last column is not padded."""
+    if not rows:
+        return ""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join(("  " + "".join(f"{cell:<{width + 2}}" for cell, width in zip(row, widths))
+                      + row[-1]).rstrip() for row in rows)
 
 
 def _summary(cls: type) -> str:
@@ -149,7 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     seed, store = _seed(args), _store_path(args)
     result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
-                        store=store, progress=not args.no_progress, wandb=args.wandb)
+                        store=store, progress=not args.no_progress, wandb=args.wandb,
+                        check=not args.no_check)
     print(f"run {result.run_id} completed: {result.parameters} parameters "
           f"(hidden size {result.hidden_size}), {result.items_per_second:,.0f} items/s, "
           f"{result.wall_time_s:.1f} s")
@@ -162,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rnnbench.constraints import Between, check
     from rnnbench.store import ResultStore
-    from rnnbench.sweep import UNSUCCESSFUL, plan, sweep
+    from rnnbench.sweep import UNSUCCESSFUL, check_conformance, plan, sweep
 
     path = _store_path(args)
     check("--seeds", args.seeds, Between(1, MAX_SEEDS), hint=": the number of seeds (0, 1, ...), "
@@ -172,11 +180,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plans = [(overrides, plan(_csv(args.architectures), _csv(args.tasks), seeds, overrides, args.preset))
              for overrides in variants]
     store = ResultStore(path)
+    if not args.no_check:   # every architecture passes the conformance kit before anything runs
+        for overrides, planned in plans:
+            check_conformance(planned, overrides, args.preset, store)
     print(f"sweep: {sum(len(planned) for _, planned in plans)} runs ({len(seeds)} seed(s) each) "
           f"into {store.path}")
     outcomes, errors = Counter(), []
     for overrides, planned in plans:
-        result = sweep(planned, overrides, args.preset, store, progress=not args.no_progress)
+        result = sweep(planned, overrides, args.preset, store, progress=not args.no_progress,
+                       check=not args.no_check)
         outcomes += result
         errors += result.errors
     print("sweep done: " + ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items())))
@@ -187,6 +199,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print()
         print(render(store, fmt="md"))
     return 1 if any(outcomes.get(status) for status in UNSUCCESSFUL) else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rnnbench import registry, verdicts
+    from rnnbench.config import parse_assignments
+
+    architecture = registry.get_architecture(args.architecture)
+    options = verdicts.architecture_options(architecture, parse_assignments(args.set or []))
+    report, passed = verdicts.check_report(architecture, options)
+    print(report)
+    return 0 if passed else 1
 
 
 def _variants(items: list[str]) -> list[dict[str, str]]:
@@ -252,11 +275,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _draws_images(task_name: str) -> bool:
-    """Whether the task draws its own samples (`Task.sample`: images), rather than text."""
+    """Whether the task draws its own samples (`Task.draws_images`: images), rather than text."""
     from rnnbench import registry
-    from rnnbench.contracts import Task
 
-    return registry.get_task(task_name).sample is not Task.sample
+    return registry.get_task(task_name).draws_images
 
 
 def _sample_images(args: argparse.Namespace, store) -> int:
@@ -373,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("task")
     single.add_argument("--seed", type=int, default=0)
     single.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
+    single.add_argument("--no-check", action="store_true", help="run it even if the architecture fails "
+                                                                "the conformance kit (recorded with the run)")
     add_run_options(single)
     single.set_defaults(handler=cmd_run)
 
@@ -384,8 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--vary", action="append", metavar="KEY=V1,V2,...",
                       help="run every value of a setting, e.g. task.length=50,100,200,500 "
                            "(repeat for a grid)")
+    many.add_argument("--no-check", action="store_true", help="run architectures that fail the "
+                                                              "conformance kit too (recorded with each run)")
     add_run_options(many)
     many.set_defaults(handler=cmd_sweep)
+
+    checker = commands.add_parser("check", help="run the conformance kit on an architecture (with its "
+                                                "options): exit 0 if it passes, 1 if not")
+    checker.add_argument("architecture")
+    checker.add_argument("--set", action="append", metavar="arch.KEY=VALUE",
+                         help="one of the architecture's own options, e.g. arch.num_layers=2")
+    checker.set_defaults(handler=cmd_check)
 
     board = commands.add_parser("leaderboard", help="tables from the results store")
     board.add_argument("--task")

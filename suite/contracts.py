@@ -117,14 +117,25 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an architecture can do.
+    """What an architecture can do; `compatibility` matches it against a task's `Requirements`.
 
-    causal: output at t sees only inputs <= t (see module docstring for grids).
+    causal: output at t sees only inputs <= t (see module docstring for grids). Required by
+        generation and prediction tasks (`Requirements.causal`); the conformance kit checks it.
     structures: input structures the encoder reads, e.g. ("sequence",) or ("tree", "sequence")
         for a tree network that builds a balanced tree over a plain sequence.
-    state_layout: "bidirectional" means `final` holds two directions, `output_size` = 2 x hidden.
-    carries_state: accepts a state and returns one to carry on (truncated BPTT, free running).
-    closed_form_readout: offers `Encoder.fit_readout` instead of gradient training of the head.
+    state_layout: how the encoder's `EncoderOutput.final` is laid out. "single" (default): one
+        direction, `final` is (B, 1, O) and `Architecture.output_size(hidden)` = hidden.
+        "bidirectional": a forward and a backward direction, `final` is (B, 2, O // 2) (forward
+        first) and `output_size(hidden)` = 2 x hidden; `directions` gives 1 or 2.
+    carries_state: True (default) if `Encoder.forward(inputs, state)` accepts the `state` of its
+        previous `EncoderOutput` and continues from it exactly as if the two inputs had been one
+        (two halves with the state carried equal the whole; the conformance kit checks it). A task
+        whose `Requirements.carries_state` is set needs it (truncated BPTT, free running,
+        sampling). False: the encoder ignores `state` and may return None as its state.
+    closed_form_readout: False (default). True if the encoder also offers
+        `fit_readout(pairs, readout)` (see `Encoder`), which sets the head's linear readout
+        (`rnnbench.heads.Head.readout`) in closed form; `optim.optimizer=ridge` then trains with it
+        instead of gradients (regression tasks only).
     """
 
     causal: bool
@@ -182,6 +193,12 @@ class Architecture:
         pass
 
     def output_size(self, hidden_size: int) -> int:
+        """The feature size O of the encoder `build(input_size, hidden_size, ...)` returns: the
+        last dimension of its per-step outputs (the channel dimension for grids), what the task's
+        head is built for (`Task.build_head(encoder_output_size=...)`), and equal to the encoder's
+        own `output_size` attribute. Default: `hidden_size` times the directions of
+        `capabilities.state_layout` (2 x hidden when bidirectional); override it when the encoder
+        outputs another size."""
         return hidden_size * self.capabilities.directions
 
     def build(self, input_size: int, hidden_size: int, options: Any) -> Encoder:
@@ -208,7 +225,14 @@ class Architecture:
 
 @dataclass(frozen=True)
 class Requirements:
-    """What a task needs from an encoder."""
+    """What a task needs from an encoder.
+
+    structure: the input structure its batches hold (`SequenceBatch`, `TreeBatch`, `GridBatch`).
+    causal: the encoder must be causal (`Capabilities.causal`): generation and prediction tasks.
+    carries_state: the task's batches are consecutive pieces of longer streams: the encoder must
+        carry state (`Capabilities.carries_state`), and the runner carries the encoder state from
+        one batch to the next (detached: truncated BPTT) instead of starting each from none.
+    """
 
     structure: Structure
     causal: bool = False
@@ -249,7 +273,11 @@ class Task:
     over the whole split (cross-entropy in nats, or squared error).
     defaults: namespaced settings this task prefers, e.g. {"optim.lr": 1e-3, "trainer.max_steps": 500}.
     presets: named sets of settings, e.g. {"quick": {"trainer.max_steps": 50}}.
-    carries_state: the runner carries the encoder state across consecutive batches (and detaches it).
+    State carried across batches is declared in `requirements` (`Requirements.carries_state`).
+    generates_text: the task is a language model over text and implements `encode` and `decode`;
+        `rnnbench sample RUN_ID --prime ...` then writes text from its runs.
+    draws_images: the task is a generative image model and implements `sample`; `rnnbench sample
+        RUN_ID` then writes an image grid from its runs.
     curve_setting: a setting the primary metric is studied as a function of (e.g. "task.length"
         for the probes): the leaderboard then adds a table with one column per value of it.
     item_unit: what the head's `count` counts, one supervised item (tokens, sentences, images,
@@ -264,13 +292,21 @@ class Task:
     direction: ClassVar[Direction]
     defaults: ClassVar[dict[str, Any]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
-    carries_state: ClassVar[bool] = False
+    generates_text: ClassVar[bool] = False
+    draws_images: ClassVar[bool] = False
     curve_setting: ClassVar[str | None] = None
     item_unit: ClassVar[str] = "items"
 
     @dataclass
     class Options:
         pass
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "carries_state" in cls.__dict__:
+            raise BenchmarkError(f"task {cls.__module__}.{cls.__qualname__} sets `carries_state` on "
+                                 f"the class: declare it in its requirements instead, "
+                                 f"`Requirements(..., carries_state=True)`")
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -303,9 +339,21 @@ class Task:
 
     def sample(self, model: nn.Module, count: int, generator: torch.Generator) -> Tensor:
         """Draw `count` examples from a trained generative model, as images (count, C, H, W) with
-        values in [0, 1] (`rnnbench sample` writes them as a PNG grid). Default: not generative."""
+        values in [0, 1] (`rnnbench sample` writes them as a PNG grid). A task that implements it
+        sets `draws_images = True`. Default: not generative."""
         raise BenchmarkError(f"task '{self.name}' does not draw samples: `rnnbench sample` needs "
                              f"a generative image task such as binarized_fmnist")
+
+    def encode(self, text: str) -> Tensor:
+        """Text as the (P,) token ids the model reads (its prime, for `rnnbench sample`). A task
+        that implements it and `decode` sets `generates_text = True`. Default: not a text task."""
+        raise BenchmarkError(f"task '{self.name}' does not read text: sample text from a run of a "
+                             f"language-model task such as ptb")
+
+    def decode(self, ids: Tensor) -> str:
+        """Token ids (N,) back as text, the inverse of `encode` up to unknown words."""
+        raise BenchmarkError(f"task '{self.name}' does not write text: sample text from a run of "
+                             f"a language-model task such as ptb")
 
 
 @dataclass(frozen=True)

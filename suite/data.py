@@ -11,10 +11,14 @@ present, with a progress bar, and verifies every checksum before moving a file i
 
 Some datasets' files come inside a zip archive (`DataFile.member`); some were recompressed by their
 packagers, so their checksum is of the gunzipped bytes (`DataFile.checksum_of = "gunzipped"`).
+
+Reading a dataset's own file format lives here too (`read_idx`, `read_fashion_mnist`: plain numpy
+arrays); turning them into a task's examples is the task's.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from tqdm import tqdm
 
 from rnnbench.errors import BenchmarkError, did_you_mean, path_problem
@@ -306,3 +311,38 @@ def _unpack(download: Path, data_file: DataFile, candidate: Path) -> None:
 def statuses(names: Iterable[str] | None = None,
              root: str | os.PathLike | None = None) -> list[DatasetStatus]:
     return [status(name, root) for name in (names or CATALOG)]
+
+
+# --------------------------------------------------------------------------- reading
+
+_IDX_TYPES = {0x08: np.uint8}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format, here gzipped): two zero bytes, a type code (0x08 =
+    unsigned byte), the number of dimensions, one big-endian int32 size per dimension, the data."""
+    with gzip.open(path, "rb") as stream:
+        raw = stream.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise BenchmarkError(f"{path} is not an unsigned-byte IDX file: fetch it again with "
+                             f"`rnnbench data fetch fashion_mnist`")
+    dims = raw[3]
+    shape = tuple(int(size) for size in np.frombuffer(raw, ">i4", count=dims, offset=4))
+    body = np.frombuffer(raw, _IDX_TYPES[raw[2]], offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise BenchmarkError(f"{path} holds {body.size} values but its header says {shape}: the "
+                             f"file is truncated; fetch it again with `rnnbench data fetch fashion_mnist`")
+    return body.reshape(shape)
+
+
+@functools.lru_cache(maxsize=2)
+def read_fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 28, 28) uint8, labels (N,) int64) of Fashion-MNIST's official 'train' or
+    't10k' split, read once per process (the arrays are shared: do not modify them)."""
+    folder = require("fashion_mnist")
+    images = read_idx(folder / f"{split}-images-idx3-ubyte.gz")
+    labels = read_idx(folder / f"{split}-labels-idx1-ubyte.gz")
+    if images.shape[0] != labels.shape[0]:
+        raise BenchmarkError(f"fashion_mnist {split}: {images.shape[0]} images but "
+                             f"{labels.shape[0]} labels; fetch the dataset again")
+    return images.copy(), labels.astype(np.int64)

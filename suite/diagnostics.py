@@ -18,15 +18,14 @@ checkpoint), and stored with the run as the curves `grad_norm/init` and `grad_no
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from rnnbench.contracts import Batch, SequenceBatch
 from rnnbench.errors import BenchmarkError
+from rnnbench.gradient_flow import GradientFlow, decay_per_step  # noqa: F401 (re-exported)
 from rnnbench.runner import initial_model, load_trained, prepare, run
 from rnnbench.store import ResultStore
 
@@ -55,29 +54,6 @@ def last_step_gradient_norms(model: nn.Module, batch: Batch) -> Tensor:
     return per_step.flip(0).detach()
 
 
-def decay_per_step(norms: Tensor) -> float:
-    """exp of the least-squares slope of log(norm) against distance: the factor by which the
-    gradient shrinks per step if the decay is exponential (1 = no decay). Distances where the
-    gradient underflowed to zero (float32 below ~1e-45) are left out of the fit."""
-    measured = norms > 0
-    distance = torch.arange(norms.shape[0], dtype=torch.float64)[measured]
-    logs = norms[measured].double().log()
-    if distance.numel() < 2:
-        return 0.0
-    centred = distance - distance.mean()
-    slope = float((centred * (logs - logs.mean())).sum() / centred.pow(2).sum())
-    return math.exp(slope)
-
-
-@dataclass
-class GradientFlow:
-    run_id: str
-    architecture: str
-    task: str
-    init: Tensor
-    trained: Tensor
-
-
 def diagnose_gradients(architecture: str, task: str, overrides: dict[str, str] | None = None, *,
                        preset: str | None = None, seed: int = 0,
                        store: ResultStore | str | os.PathLike = "runs/rnnbench.sqlite",
@@ -85,13 +61,13 @@ def diagnose_gradients(architecture: str, task: str, overrides: dict[str, str] |
     """Measure (training the run first if the store has not got it completed) and store the
     curves. The batch is the first test batch of the run's own settings."""
     store = store if isinstance(store, ResultStore) else ResultStore(store)
-    *_, run_id, _ = prepare(architecture, task, overrides, preset, seed)
+    prepared = prepare(architecture, task, overrides, preset, seed)
+    run_id = prepared.run_id
     if store.status_of(run_id) != "completed":
         run(architecture, task, overrides, preset=preset, seed=seed, store=store, progress=progress)
     trained = load_trained(store, run_id)
     batch = next(iter(trained.task.splits(trained.config.trainer.batch_size, seed).test))
-    architecture_cls, *_ = prepare(architecture, task, overrides, preset, seed)
-    initial, _ = initial_model(architecture_cls(), trained.task, trained.config, seed)
+    initial, _ = initial_model(prepared.architecture(), trained.task, trained.config, seed)
     curves = {"init": last_step_gradient_norms(initial.eval(), batch),
               "trained": last_step_gradient_norms(trained.model, batch)}
     for phase, norms in curves.items():

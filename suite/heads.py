@@ -7,7 +7,7 @@ batch as Zaremba et al. 2014 do) in one place.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,34 @@ class HeadOutput(NamedTuple):
 
 
 class Head(nn.Module):
-    """`forward(encoded, batch) -> HeadOutput`; `update_metrics` feeds a MetricCollection."""
+    """What a task puts on top of the encoder. Subclass and implement `forward`; the rest is
+    declared here with defaults, and the runner and tasks use nothing else of a head:
+
+    - `forward(encoded, batch) -> HeadOutput`: loss summed over the batch's supervised items,
+      their count, and the predictions the metrics read;
+    - `update_metrics(metrics, predictions, batch)`: feeds a torchmetrics MetricCollection
+      (default: `metrics.update(predictions, batch.targets)`);
+    - `readout`: the final `nn.Linear` from encoder features to the head's outputs, or None
+      (default). `optim.optimizer=ridge` fits this layer in closed form
+      (`Encoder.fit_readout`), so a head for a regression task declares it to allow that;
+    - `predict(outputs)`: predictions from the encoder's outputs alone, with no batch or targets,
+      for code that runs the model step by step (free-running prediction, sampling). Default:
+      not offered (BenchmarkError).
+    """
+
+    @property
+    def readout(self) -> nn.Linear | None:
+        """The final linear layer mapping encoder features to the head's outputs, or None if the
+        head has none (default). What a closed-form readout (`optim.optimizer=ridge`) fits."""
+        return None
+
+    def predict(self, outputs: Tensor) -> Tensor:
+        """The head's predictions (logits, or values for regression) from the encoder's
+        `EncoderOutput.outputs` alone: per step (B, T, O) -> (B, T, out) for sequences, per
+        pixel (B, O, H, W) -> (B, C, H, W) for grids. Used where the model runs step by step
+        (time-series free running, image sampling). Default: not offered."""
+        raise BenchmarkError(f"{type(self).__name__} does not predict from encoder outputs alone "
+                             f"(no `predict`): use a per-step or per-pixel head")
 
     def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
         metrics.update(predictions, batch.targets)
@@ -51,8 +78,16 @@ class PerStepClassifier(Head):
                     f"arch.embedding_size={output_size} or turn tying off")
             self.linear.weight = tied_embedding.weight
 
+    @property
+    def readout(self) -> nn.Linear:
+        return self.linear
+
+    def predict(self, outputs: Tensor) -> Tensor:
+        """(B, T, O) per-step encoder outputs -> (B, T, classes) logits."""
+        return self.linear(outputs)
+
     def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
-        logits = self.linear(encoded.outputs)
+        logits = self.predict(encoded.outputs)
         targets = batch.targets
         loss_sum = F.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                    ignore_index=IGNORE_INDEX, reduction="sum")
@@ -69,8 +104,12 @@ class PooledClassifier(Head):
 
     def __init__(self, output_size: int, num_classes: int, pooling: Pooling = "last") -> None:
         super().__init__()
-        self.pooling = pooling
+        self.pooling = _check_pooling(pooling)
         self.linear = nn.Linear(output_size, num_classes)
+
+    @property
+    def readout(self) -> nn.Linear:
+        return self.linear
 
     def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
         logits = self.linear(_summary(encoded, batch, self.pooling))
@@ -83,8 +122,12 @@ class PooledRegressor(Head):
 
     def __init__(self, output_size: int, out_features: int = 1, pooling: Pooling = "last") -> None:
         super().__init__()
-        self.pooling = pooling
+        self.pooling = _check_pooling(pooling)
         self.linear = nn.Linear(output_size, out_features)
+
+    @property
+    def readout(self) -> nn.Linear:
+        return self.linear
 
     def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
         prediction = self.linear(_summary(encoded, batch, self.pooling)).squeeze(-1)
@@ -98,13 +141,17 @@ class PerStepRegressor(Head):
 
     loss_sum sums the squared error over real steps and features and count is their number, so
     the mean loss is the MSE. Metrics see the (N, F) predictions and targets of the positions in
-    `batch.metric_mask` (default: all real steps). `linear` is the readout an architecture with a
-    closed-form readout fits in place of gradient training.
+    `batch.metric_mask` (default: all real steps). `readout` (its `linear`) is what an
+    architecture with a closed-form readout fits in place of gradient training.
     """
 
     def __init__(self, output_size: int, out_features: int = 1) -> None:
         super().__init__()
         self.linear = nn.Linear(output_size, out_features)
+
+    @property
+    def readout(self) -> nn.Linear:
+        return self.linear
 
     def predict(self, outputs: Tensor) -> Tensor:
         """(B, T, O) per-step encoder outputs -> (B, T, F) predictions."""
@@ -146,6 +193,13 @@ class PerPixelBernoulli(Head):
         logits = self.predict(encoded.outputs)
         loss_sum = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="sum")
         return HeadOutput(loss_sum, _count(batch), logits)
+
+
+def _check_pooling(how: str) -> Pooling:
+    if how not in get_args(Pooling):
+        raise BenchmarkError(f"unknown pooling {how!r}: use one of {', '.join(get_args(Pooling))}, "
+                             f"e.g. task.pooling=last")
+    return how
 
 
 def _real_steps(batch: Batch) -> Tensor:

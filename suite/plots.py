@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from rnnbench.diagnostics import GradientFlow, decay_per_step
+from rnnbench.gradient_flow import GradientFlow, decay_per_step
 
 
 def _pyplot():

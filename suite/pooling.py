@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from rnnbench.contracts import EncoderOutput, SequenceBatch
+from rnnbench.errors import BenchmarkError
 
 Pooling = Literal["last", "mean", "max"]
 
@@ -28,4 +29,4 @@ def pool(encoded: EncoderOutput, inputs: SequenceBatch, how: Pooling) -> Tensor:
         return total / inputs.lengths.to(outputs.device).clamp(min=1).unsqueeze(1).to(outputs.dtype)
     if how == "max":
         return outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).amax(dim=1)
-    raise ValueError(f"unknown pooling {how!r}; use one of last, mean, max")
+    raise BenchmarkError(f"unknown pooling {how!r}: use one of last, mean, max, e.g. task.pooling=last")

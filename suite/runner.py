@@ -26,10 +26,11 @@ import torch
 import torchmetrics
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from rnnbench import registry
+from rnnbench import registry, verdicts
 from rnnbench.config import RunConfig, check_seed, config_hash, resolve
 from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task
 from rnnbench.errors import BenchmarkError, DivergedError
+from rnnbench.heads import Head
 from rnnbench.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
                          hidden_size_for_budget)
 from rnnbench.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
@@ -85,7 +86,7 @@ class BenchmarkModule(pl.LightningModule):
         return loss_sum / count.clamp(min=1)
 
     def _step(self, batch: Batch, training: bool):
-        if not self.task.carries_state:
+        if not self.task.requirements.carries_state:
             return self.model(batch, None)[0]
         state = self._train_state if training else self._eval_state
         output, encoded = self.model(batch, state)
@@ -262,15 +263,16 @@ class ValidateAtBudgetEnd(Callback):
 
 def fit_closed_form_readout(module: BenchmarkModule, train: Any, recorder: RecordProgress) -> None:
     """optim.optimizer=ridge: one pass over the training split without gradients, feeding the
-    inputs of the head's linear readout (`head.linear`) and the targets to the encoder's
-    `fit_readout`, which sets the readout in closed form. Rows are the supervised items: those of
-    `batch.metric_mask` if the task gives one, else the real steps of per-step sequence targets,
-    else one per item."""
+    inputs of the head's declared linear readout (`Head.readout`) and the targets to the
+    encoder's `fit_readout`, which sets the readout in closed form. Rows are the supervised items:
+    those of `batch.metric_mask` if the task gives one, else the real steps of per-step sequence
+    targets, else one per item."""
     model = module.model
-    readout = getattr(model.head, "linear", None)
+    readout = model.head.readout if isinstance(model.head, Head) else None
     if not isinstance(readout, torch.nn.Linear):
-        raise BenchmarkError("optim.optimizer=ridge needs a head whose readout is a linear layer "
-                             "named `linear` (as rnnbench.heads.PooledRegressor): use adam instead")
+        raise BenchmarkError(f"optim.optimizer=ridge needs a head that declares a linear readout "
+                             f"(`Head.readout`, as rnnbench.heads.PooledRegressor does); "
+                             f"{type(model.head).__name__} has none: use adam instead")
     captured: list[torch.Tensor] = []
 
     def pairs():
@@ -374,10 +376,26 @@ class PeakMemory:
 NONDETERMINISTIC = "does not have a deterministic implementation"
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run looked up, checked and resolved by `prepare`, before anything is built or recorded.
+
+    architecture, task: the registered classes; config: every setting resolved;
+    run_id: hash of architecture and task (names and versions), config and seed;
+    config_id: the same without the seed (the seeds of one configuration share it).
+    """
+
+    architecture: type[Architecture]
+    task: type[Task]
+    config: RunConfig
+    run_id: str
+    config_id: str
+
+
 def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None,
-            preset: str | None = None, seed: int = 0):
-    """Look up, check compatibility and resolve: (architecture class, task class, config, run_id,
-    config_id). Raises BenchmarkError for any bad input, before anything is written."""
+            preset: str | None = None, seed: int = 0) -> PreparedRun:
+    """Look up, check compatibility and resolve into a `PreparedRun`. Raises BenchmarkError for
+    any bad input, before anything is written."""
     check_seed(seed)
     architecture = registry.get_architecture(architecture_name)
     task = registry.get_task(task_name)
@@ -395,7 +413,7 @@ def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | 
             raise BenchmarkError(f"optim.optimizer=ridge fits a squared-error readout, but "
                                  f"'{task_name}' is a {task.head_kind} task: use adam, adamw or sgd")
     run_id, config_id = run_identity(architecture, task, config, seed)
-    return architecture, task, config, run_id, config_id
+    return PreparedRun(architecture, task, config, run_id, config_id)
 
 
 def initial_model(architecture: Architecture, task: Task, config: RunConfig,
@@ -434,10 +452,10 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
         raise BenchmarkError(f"run {run_id} has no completed training with a checkpoint in "
                              f"{store.path} ({state}): train it first with `rnnbench run`, or pass "
                              f"the --store that holds it")
-    architecture_cls, task_cls, config, *_ = prepare(record.architecture, record.task, record.config,
-                                                    seed=record.seed)
-    task = task_cls(config.task_options)
-    model, _ = initial_model(architecture_cls(), task, config, record.seed)
+    prepared = prepare(record.architecture, record.task, record.config, seed=record.seed)
+    config = prepared.config
+    task = prepared.task(config.task_options)
+    model, _ = initial_model(prepared.architecture(), task, config, record.seed)
     # our own checkpoint, written by the runner: it holds Lightning's loop state besides tensors
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     model.load_state_dict({name.removeprefix("model."): value for name, value in saved.items()
@@ -447,20 +465,28 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
 
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
         preset: str | None = None, seed: int = 0, store: ResultStore | str | os.PathLike = "runs/rnnbench.sqlite",
-        progress: bool = True, wandb: bool = False) -> RunResult:
+        progress: bool = True, wandb: bool = False, check: bool = True) -> RunResult:
     """Train and evaluate one run, recording it in `store`.
+
+    `check`: first require the architecture, with its resolved options, to pass the conformance
+    kit (`rnnbench.verdicts.require`: computed once, kept in the store; a BenchmarkError with the
+    kit's message, before anything is recorded, if it fails), as `rnnbench run` does unless
+    `--no-check`. The run's environment records the verdict, or that the check was skipped.
 
     Bad input raises BenchmarkError before anything is recorded. Once the run is recorded as
     started, every way it can end is recorded: completed, diverged (`BenchmarkModule.diverged`),
     failed (with the error) or interrupted (Ctrl-C, SIGTERM, or found dead later); then the error
     is raised again (a KeyboardInterrupt with `recorded = True`)."""
-    architecture_cls, task_cls, config, run_id, config_id = prepare(
-        architecture_name, task_name, overrides, preset, seed)
+    prepared = prepare(architecture_name, task_name, overrides, preset, seed)
+    architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
+    run_id, config_id = prepared.run_id, prepared.config_id
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     store.mark_stale_runs()
     architecture, task = architecture_cls(), task_cls(config.task_options)
 
-    model, hidden_size = initial_model(architecture, task, config, seed)
+    model, hidden_size = initial_model(architecture, task, config, seed)  # refuses what cannot fit
+    conformance = (verdicts.require(architecture_cls, config.arch_options, store).message if check
+                   else verdicts.SKIPPED)
     splits = task.splits(config.trainer.batch_size, seed)
     module = BenchmarkModule(model, task, config, steps_per_epoch=len(splits.train))
     parameters = count_parameters(model)
@@ -486,7 +512,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     def record(status: str, error: str | None = None, **measured: Any) -> None:
         env = {**environment(), "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
-               "peak_memory": memory.kind}
+               "peak_memory": memory.kind, "conformance": conformance}
         store.finish_run(run_id, status, error=error, metrics=metrics, parameters=parameters,
                          hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
                          peak_memory_mb=memory.peak_mb(), environment=env, **measured)

@@ -54,7 +54,7 @@ def sample_text(trained: TrainedModel, prime: str, length: int, temperature: flo
                 seed: int = 0) -> str:
     """The prime followed by `length` sampled words, as the task writes text."""
     task = trained.task
-    if not (hasattr(task, "encode") and hasattr(task, "decode")):
+    if not task.generates_text:
         raise BenchmarkError(f"task '{task.name}' is not a language model (it cannot encode and "
                              f"decode text): sample from a run of a generation task such as ptb")
     ids = task.encode(prime)

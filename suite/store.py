@@ -1,4 +1,5 @@
-"""The results store: one SQLite file, one row per run, plus per-epoch history.
+"""The results store: one SQLite file, one row per run, plus per-epoch history (and the
+conformance kit's verdicts on plugins, `rnnbench.verdicts`).
 
 Passive by design: it records and reads, it never trains. WAL mode and a busy timeout let
 several processes (a sweep's workers) write at once; every write is one transaction.
@@ -65,6 +66,17 @@ CREATE TABLE IF NOT EXISTS curves (
     x REAL NOT NULL,
     y REAL NOT NULL,
     PRIMARY KEY (run_id, name, x)
+);
+CREATE TABLE IF NOT EXISTS conformance (
+    architecture TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    options_hash TEXT NOT NULL,
+    source_hash TEXT NOT NULL,
+    kit_hash TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    checked_at REAL NOT NULL,
+    PRIMARY KEY (architecture, version, options_hash, source_hash, kit_hash)
 );
 """
 
@@ -329,7 +341,26 @@ class ResultStore:
                              run_id) for run_id in stale])
         return len(stale)
 
+    def record_conformance(self, architecture: str, version: int, options_hash: str, source_hash: str,
+                           kit_hash: str, *, passed: bool, message: str, checked_at: float) -> None:
+        """Keep the conformance kit's verdict on a plugin (rnnbench.verdicts), replacing one of
+        the same key."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO conformance VALUES (?,?,?,?,?,?,?,?)",
+                       (architecture, version, options_hash, source_hash, kit_hash, int(passed),
+                        message, checked_at))
+
     # ------------------------------------------------------------------ reads
+
+    def conformance_verdict(self, architecture: str, version: int, options_hash: str, source_hash: str,
+                            kit_hash: str) -> tuple[bool, str, float] | None:
+        """(passed, message, checked_at) of a kept verdict with this key, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT passed, message, checked_at FROM conformance WHERE architecture = ? "
+                             "AND version = ? AND options_hash = ? AND source_hash = ? AND kit_hash = ?",
+                             (architecture, version, options_hash, source_hash, kit_hash)).fetchone()
+        return None if row is None else (bool(row[0]), row[1], row[2])
+
 
     def status_of(self, run_id: str) -> str | None:
         with self._connect() as db:

@@ -74,18 +74,36 @@ def plan(architectures: list[str] | None, tasks: list[str] | None, seeds: list[i
                                                registry.get_task(task)).ok:
                 continue
             for seed in seeds:
-                architecture_cls, task_cls, config, run_id, config_id = prepare(
-                    architecture, task, overrides, preset, seed)
-                planned.append(PlannedRun(architecture, task, seed, run_id, config_id,
-                                          architecture_cls.version, task_cls.version, config.flat()))
+                prepared = prepare(architecture, task, overrides, preset, seed)
+                planned.append(PlannedRun(architecture, task, seed, prepared.run_id,
+                                          prepared.config_id, prepared.architecture.version,
+                                          prepared.task.version, prepared.config.flat()))
     if not planned:
         raise BenchmarkError("the sweep selects no compatible pair: see `rnnbench list --matrix`")
     return planned
 
 
+def check_conformance(planned: list[PlannedRun], overrides: dict[str, str], preset: str | None,
+                      store: ResultStore) -> None:
+    """Refuse the sweep, before anything runs, if an architecture of the plan fails the
+    conformance kit with its resolved options (a BenchmarkError with the kit's message); each
+    verdict is computed once and kept in the store, where the sweep's runs find it."""
+    from rnnbench import verdicts
+
+    checked: set[tuple[str, str]] = set()
+    # one seed per pair: the resolved options do not depend on the seed
+    for item in {(item.architecture, item.task): item for item in planned}.values():
+        prepared = prepare(item.architecture, item.task, overrides, preset, item.seed)
+        key = (item.architecture, verdicts.options_hash(prepared.config.arch_options))
+        if key not in checked:
+            checked.add(key)
+            verdicts.require(prepared.architecture, prepared.config.arch_options, store)
+
+
 def sweep(planned: list[PlannedRun], overrides: dict[str, str], preset: str | None,
-          store: ResultStore, progress: bool = True) -> SweepOutcomes:
+          store: ResultStore, progress: bool = True, check: bool = True) -> SweepOutcomes:
     """Run what is not completed yet; return a count of outcomes (completed, skipped, ...).
+    `check=False` runs them with `--no-check` (see `check_conformance`).
 
     Every planned run ends with a row: a run whose process ends without recording its outcome
     (it failed before it started, e.g. on its data, or was killed) is recorded here, as
@@ -101,6 +119,8 @@ def sweep(planned: list[PlannedRun], overrides: dict[str, str], preset: str | No
             continue
         command = [sys.executable, "-m", "rnnbench.cli", "run", item.architecture, item.task,
                    "--seed", str(item.seed), "--store", str(store.path), "--no-progress"]
+        if not check:
+            command.append("--no-check")
         if preset:
             command += ["--preset", preset]
         for key, value in overrides.items():

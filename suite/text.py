@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 import torch
 from torch import Tensor
 
+from rnnbench.batching import IndexBatches
 from rnnbench.contracts import AtLeast, Batch
 from rnnbench.errors import BenchmarkError
 
@@ -125,33 +126,10 @@ def pad(sequences: Sequence[Tensor], value: int) -> tuple[Tensor, Tensor]:
     return padded, lengths
 
 
-class BucketBatches:
-    """Batches of examples of similar length, so little of each batch is padding.
-
-    Examples are sorted by length (ties broken at random per pass when shuffling) and cut into
-    batches; the batches' order is shuffled every pass. Pass k depends only on (seed, k).
-    """
+class BucketBatches(IndexBatches):
+    """Batches of examples of similar length, so little of each batch is padding: the batching
+    helper bucketed by `lengths` (see `rnnbench.batching`). Pass k depends only on (seed, k)."""
 
     def __init__(self, lengths: Tensor, batch_size: int, make_batch: Callable[[Tensor], Batch],
                  shuffle: bool = False, seed: int = 0) -> None:
-        self.lengths, self.batch_size, self.make_batch = lengths, batch_size, make_batch
-        self.shuffle, self.seed, self.passes = shuffle, seed, 0
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        size = len(self.lengths)
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
-            jitter = torch.randperm(size, generator=generator)
-            order = jitter[torch.argsort(self.lengths[jitter], stable=True)]
-        else:
-            order = torch.argsort(self.lengths, stable=True)
-        self.passes += 1
-        batches = list(torch.split(order, self.batch_size))
-        if self.shuffle:
-            batch_order = torch.randperm(len(batches), generator=generator).tolist()
-            batches = [batches[i] for i in batch_order]
-        for indices in batches:
-            yield self.make_batch(indices)
+        super().__init__(len(lengths), batch_size, make_batch, shuffle=shuffle, seed=seed, lengths=lengths)

@@ -28,7 +28,8 @@ from torchmetrics import Metric, MetricCollection
 
 from rnnbench import (AtLeast, Batch, BenchmarkError, GridBatch, IndexBatches, InputSpec,
                       PerPixelBernoulli, Reference, Requirements, Splits, Task, register_task)
-from rnnbench.tasks.pixels import hold_out, load_fashion_mnist
+from rnnbench.data import read_fashion_mnist
+from rnnbench.tasks.pixels import hold_out
 
 THRESHOLD = 0.5            # of the intensity range, for the fixed binarization
 EVALUATION_DRAW_SEED = 7   # the one dynamic draw of the validation and test images
@@ -76,6 +77,7 @@ class DensityOptions:
 class ImageDensity(Task):
     item_unit = "images"
     requirements = Requirements(structure="grid", causal=True)
+    draws_images = True
     head_kind = "generation"
     primary_metric = "nll"
     direction = "min"
@@ -94,10 +96,10 @@ class ImageDensity(Task):
         """(N, 1, 28, 28) grey levels in [0, 1] of 'train', 'val' or 'test'."""
         options = self.options
         if split == "test":
-            images, _ = load_fashion_mnist("t10k")
+            images = torch.from_numpy(read_fashion_mnist("t10k")[0])
             images = images[:options.test_size]
         else:
-            images, _ = load_fashion_mnist("train")
+            images = torch.from_numpy(read_fashion_mnist("train")[0])
             kept, held = hold_out(images.shape[0], options.val_size)
             images = images[held if split == "val" else kept[:options.train_size]]
         if images.shape[0] == 0:
@@ -115,8 +117,11 @@ class ImageDensity(Task):
                                    torch.Generator().manual_seed(EVALUATION_DRAW_SEED))
             return IndexBatches(images.shape[0], batch_size, _as_batch(images))
 
-        return Splits(train=DrawnBatches(self, self.intensities("train"), batch_size, seed),
-                      val=fixed("val"), test=fixed("test"))
+        intensities = self.intensities("train")
+        # with dynamic binarization every pass draws new binary images (from the seed and the pass)
+        train = IndexBatches(intensities.shape[0], batch_size, shuffle=True, seed=seed,
+                             draw=lambda generator: _as_batch(self.binarize(intensities, generator)))
+        return Splits(train=train, val=fixed("val"), test=fixed("test"))
 
     def build_head(self, encoder_output_size, embedding):
         return PerPixelBernoulli(encoder_output_size, channels=1)
@@ -158,24 +163,3 @@ class ImageDensity(Task):
 
 def _as_batch(images: Tensor):
     return lambda index: Batch(GridBatch(images[index]), images[index])
-
-
-class DrawnBatches:
-    """Training passes over the binarized images, reshuffled every pass; with dynamic
-    binarization each pass draws new binary images (from the seed and the pass number)."""
-
-    def __init__(self, task: ImageDensity, intensities: Tensor, batch_size: int, seed: int) -> None:
-        self.task, self.intensities, self.batch_size, self.seed = task, intensities, batch_size, seed
-        self.passes = 0
-
-    def __len__(self) -> int:
-        return -(-self.intensities.shape[0] // self.batch_size)
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
-        self.passes += 1
-        images = self.task.binarize(self.intensities, generator)
-        order = torch.randperm(images.shape[0], generator=generator)
-        make = _as_batch(images)
-        for start in range(0, images.shape[0], self.batch_size):
-            yield make(order[start:start + self.batch_size])

@@ -129,7 +129,7 @@ class PennTreebank(Task):
 
     version = 1
     requirements = Requirements(structure="sequence", causal=True, carries_state=True)
-    carries_state = True
+    generates_text = True
     head_kind = "generation"
     primary_metric = "perplexity"
     direction = "min"

@@ -17,10 +17,8 @@ shuffle that does not depend on the run's seed, so every run sees the same three
 from __future__ import annotations
 
 import functools
-import gzip
 from dataclasses import dataclass
 from typing import Annotated
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,36 +37,13 @@ PERMUTATION_SEED = 1           # the fixed pixel order of the permuted task
 
 # --------------------------------------------------------------------------- reading the data
 
-_IDX_TYPES = {0x08: np.uint8}
+read_idx = data.read_idx   # the IDX reader lives in the data layer
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (LeCun's MNIST format, here gzipped): two zero bytes, a type code (0x08 =
-    unsigned byte), the number of dimensions, one big-endian int32 size per dimension, the data."""
-    with gzip.open(path, "rb") as stream:
-        raw = stream.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise BenchmarkError(f"{path} is not an unsigned-byte IDX file: fetch it again with "
-                             f"`rnnbench data fetch fashion_mnist`")
-    dims = raw[3]
-    shape = tuple(int(size) for size in np.frombuffer(raw, ">i4", count=dims, offset=4))
-    body = np.frombuffer(raw, _IDX_TYPES[raw[2]], offset=4 + 4 * dims)
-    if body.size != int(np.prod(shape)):
-        raise BenchmarkError(f"{path} holds {body.size} values but its header says {shape}: the "
-                             f"file is truncated; fetch it again with `rnnbench data fetch fashion_mnist`")
-    return body.reshape(shape)
-
-
-@functools.lru_cache(maxsize=2)
 def load_fashion_mnist(split: str) -> tuple[Tensor, Tensor]:
     """(images (N, 28, 28) uint8, labels (N,) int64) of the official 'train' or 't10k' split."""
-    folder = data.require("fashion_mnist")
-    images = read_idx(folder / f"{split}-images-idx3-ubyte.gz")
-    labels = read_idx(folder / f"{split}-labels-idx1-ubyte.gz")
-    if images.shape[0] != labels.shape[0]:
-        raise BenchmarkError(f"fashion_mnist {split}: {images.shape[0]} images but "
-                             f"{labels.shape[0]} labels; fetch the dataset again")
-    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+    images, labels = data.read_fashion_mnist(split)
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 @functools.lru_cache(maxsize=1)

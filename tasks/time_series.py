@@ -181,7 +181,6 @@ class SeriesPrediction(Task):
     item_unit = "steps"
 
     requirements = Requirements(structure="sequence", causal=True, carries_state=True)
-    carries_state = True
     head_kind = "regression"
     primary_metric = "nrmse"
     direction = "min"

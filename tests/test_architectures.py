@@ -13,7 +13,7 @@ import torch
 from rnnbench import registry
 from rnnbench.cli import matrix_text
 from rnnbench.config import resolve
-from rnnbench.conformance import conformance_checks
+from rnnbench.conformance import check_architecture, conformance_checks
 from rnnbench.model import build_model
 
 # the registered plugins; not the "test-..." encoders other test modules register for themselves
@@ -62,6 +62,16 @@ def test_conformance(name: str, options: dict | None, check_name: str) -> None:
     cls = ARCHITECTURES[name]
     checks = {check.name: check for check in conformance_checks(cls, _options(cls, options))}
     checks[check_name].run()
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_the_whole_kit_is_fast(name: str) -> None:
+    """Runs check the architecture before they count: the whole kit must take well under a second
+    (about 0.1 s each here); the bound leaves room for a busy machine."""
+    import time
+    started = time.perf_counter()
+    check_architecture(ARCHITECTURES[name])
+    assert time.perf_counter() - started < 2.0
 
 
 def test_all_eight_architectures_load() -> None:

@@ -390,7 +390,7 @@ def test_sweep_exit_code_counts_diverged(capsys, tmp_path, monkeypatch):
 
     def diverges(command, **kwargs):
         from rnnbench.runner import prepare
-        *_, run_id, _ = prepare(command[4], command[5], QUICK, None, 0)
+        run_id = prepare(command[4], command[5], QUICK, None, 0).run_id
         _start(store, run_id)
         store.finish_run(run_id, "diverged", error="DivergedError: training diverged by step 25")
         return _Finished(2, "rnnbench: error: training diverged by step 25: lower optim.lr\n")
@@ -548,7 +548,8 @@ def _snapshot(path):
 def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
     store = ResultStore(tmp_path / "store.sqlite")
     from rnnbench.runner import prepare
-    *_, run_id, config_id = prepare("lstm", "copy", QUICK, None, 0)
+    prepared = prepare("lstm", "copy", QUICK, None, 0)
+    run_id, config_id = prepared.run_id, prepared.config_id
     store.start_run(run_id=run_id, config_id=config_id, architecture="lstm", task="copy",
                     architecture_version=1, task_version=1, seed=0, preset=None,
                     config={"task.length": 6}, task_info={"primary_metric": "accuracy",

@@ -207,3 +207,30 @@ def test_the_cli_fetches_a_catalogued_dataset_with_a_progress_bar(local_server, 
     assert "fixture: present" in captured.out
     assert "plain.txt" in captured.err and "B/s" in captured.err  # tqdm's bar, on stderr
     assert main(["--data-dir", str(tmp_path / "data"), "data", "status", "fixture"]) == 0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_the_idx_reader_lives_in_the_data_layer(tmp_path):
+    import struct
+
+    import numpy as np
+
+    from rnnbench.tasks import pixels
+    assert pixels.read_idx is data.read_idx          # tasks read files through the data layer
+    path = tmp_path / "tiny-images-idx3-ubyte.gz"
+    values = bytes(range(24))
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">iii", 2, 3, 4) + values))
+    read = data.read_idx(path)
+    assert read.shape == (2, 3, 4) and read.dtype == np.uint8 and read.ravel().tolist() == list(values)
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">iii", 2, 3, 4) + values[:-1]))
+    with pytest.raises(BenchmarkError, match="truncated"):
+        data.read_idx(path)
+
+
+@pytest.mark.data("fashion_mnist")
+def test_fashion_mnist_is_read_by_the_data_layer_once():
+    images, labels = data.read_fashion_mnist("t10k")
+    assert images.shape == (10_000, 28, 28) and labels.shape == (10_000,)
+    assert data.read_fashion_mnist("t10k")[0] is images

@@ -101,7 +101,8 @@ def test_at_initialisation_the_rnn_gradient_vanishes_far_faster_than_the_lstms()
 
     norms = {}
     for name in ("rnn", "lstm"):
-        architecture, task, config, *_ = prepare(name, "copy", {**QUICK_COPY, "task.length": "50"})
+        prepared = prepare(name, "copy", {**QUICK_COPY, "task.length": "50"})
+        architecture, task, config = prepared.architecture, prepared.task, prepared.config
         task = task(config.task_options)
         model, _ = initial_model(architecture(), task, config, seed=0)
         batch = next(iter(task.splits(32, seed=0).test))

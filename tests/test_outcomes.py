@@ -95,3 +95,17 @@ def test_an_interrupt_says_whether_the_run_was_recorded(tmp_path, monkeypatch):
         signal.signal(signal.SIGINT, handler)
     assert getattr(caught.value, "recorded", False) is True
     assert list(ResultStore(tmp_path / "r.sqlite").runs_frame().status) == ["interrupted"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["check", "lstm", "--set", "arch.num_layers=1e9"],
+    ["sweep", "--architectures", "lstm", "--tasks", "copy", "--set", "arch.num_layers=1e9"],
+    ["run", "deep_rnn", "copy", "--set", "arch.num_layers=1e9"],
+])
+def test_no_command_hangs_on_a_huge_stack(argv, tmp_path, capsys):
+    """The conformance check builds the encoder too: it estimates first, like the run."""
+    from rnnbench.cli import main
+
+    store = [] if argv[0] == "check" else ["--store", str(tmp_path / "r.sqlite")]
+    assert main([*argv, *store]) == 2
+    assert "parameters" in capsys.readouterr().err

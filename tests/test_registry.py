@@ -40,3 +40,125 @@ def test_registering_a_different_class_under_a_taken_name_is_refused():
         pass
     with pytest.raises(BenchmarkError, match="registered twice"):
         registry.register_architecture("lstm")(Impostor)
+
+
+# --------------------------------------------------------------------------- name clashes
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+
+def _fake_distribution(site, dist: str, module: str, entry: str, source: str) -> None:
+    """An installed distribution as importlib.metadata sees it: a .dist-info with entry points."""
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[rnnbench.architectures]\n{entry} = {module}\n")
+    (info / "top_level.txt").write_text(f"{module}\n")
+    (info / "RECORD").write_text(f"{module}.py,,\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+CLASHING_PLUGIN = """
+    from rnnbench import Architecture, Capabilities, register_architecture
+
+    @register_architecture("gru")          # taken by the in-tree fused GRU
+    class GRU(Architecture):               # same class name as the in-tree one, too
+        capabilities = Capabilities(causal=True, structures=("sequence",))
+
+    @register_architecture("fresh")        # a free name: still registered
+    class Fresh(Architecture):
+        capabilities = Capabilities(causal=True, structures=("sequence",))
+"""
+
+
+def test_an_outside_plugin_taking_an_in_tree_name_is_skipped_and_reported_naming_both(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "rnnbench-clash", "rnnbench_clash", "clash", CLASHING_PLUGIN)
+    script = textwrap.dedent("""
+        import json
+        from rnnbench import registry
+        archs = registry.architectures()
+        print(json.dumps({"names": sorted(archs), "gru": archs["gru"].__module__,
+                          "errors": registry.load_errors()}))
+    """)
+    # PYTHONPATH comes before site-packages: the outside entry point is found first
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert {"rnn", "gru", "lstm", "bilstm", "fresh"} <= set(seen["names"])
+    assert seen["gru"] == "rnnbench.plugins.fused_rnn"
+    error = seen["errors"]["rnnbench.architectures:clash"]
+    assert "'gru' is registered twice" in error
+    assert "package 'rnnbench'" in error and "package 'rnnbench-clash'" in error
+    assert "rnnbench.plugins.fused_rnn.GRU" in error and "rnnbench_clash.GRU" in error
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """An empty registry whose entry points the test chooses; restored afterwards."""
+    for table in ("_architectures", "_tasks", "_origins", "_load_errors"):
+        monkeypatch.setattr(registry, table, {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    return registry
+
+
+def _module_class(module: str, qualname: str = "GRU"):
+    return type(qualname, (registry.Architecture,), {
+        "__module__": module, "__qualname__": qualname,
+        "capabilities": Capabilities(causal=True, structures=("sequence",))})
+
+
+def test_an_in_tree_plugin_replaces_an_outsider_imported_before_it(fresh_registry):
+    outsider, in_tree = _module_class("someone_elses_plugin"), _module_class("rnnbench.plugins.fused_rnn")
+    registry.register_architecture("gru")(outsider)
+    registry.register_architecture("gru")(in_tree)
+    assert registry._architectures["gru"] is in_tree
+    (key, error), = registry._load_errors.items()
+    assert key == "rnnbench.architectures:someone_elses_plugin"
+    assert "registered twice" in error and "someone_elses_plugin.GRU" in error
+    assert "rnnbench.plugins.fused_rnn.GRU" in error
+
+
+def test_two_classes_with_the_same_class_name_do_not_replace_each_other(fresh_registry):
+    first, second = _module_class("plugin_one", "Cell"), _module_class("plugin_two", "Cell")
+    registry.register_architecture("cell")(first)
+    with pytest.raises(BenchmarkError, match="'cell' is registered twice.*plugin_one.Cell.*plugin_two.Cell"):
+        registry.register_architecture("cell")(second)
+    assert registry._architectures["cell"] is first
+
+
+def test_a_clash_while_loading_skips_only_the_clashing_class(fresh_registry, monkeypatch):
+    registry.register_architecture("gru")(_module_class("rnnbench.plugins.fused_rnn"))
+
+    def load_outsider():
+        registry.register_architecture("gru")(_module_class("outside_plugin"))
+        registry.register_architecture("other")(_module_class("outside_plugin", "Other"))
+
+    entry = SimpleNamespace(name="outside", group=registry.ARCHITECTURE_GROUP, value="outside_plugin",
+                            dist=SimpleNamespace(name="rnnbench-outside"), load=load_outsider)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [entry] if group == registry.ARCHITECTURE_GROUP else [])
+    assert set(registry.architectures()) == {"gru", "other"}
+    assert registry.architectures()["gru"].__module__ == "rnnbench.plugins.fused_rnn"
+    error = registry.load_errors()["rnnbench.architectures:outside"]
+    assert "package 'rnnbench-outside'" in error and "registered twice" in error
+
+
+def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(fresh_registry, monkeypatch):
+    def broken():
+        raise ImportError("no module named 'torch_extra'")
+
+    entry = SimpleNamespace(name="fancy", group=registry.ARCHITECTURE_GROUP, value="fancy_plugin",
+                            dist=SimpleNamespace(name="rnnbench-fancy"), load=broken)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [entry] if group == registry.ARCHITECTURE_GROUP else [])
+    with pytest.raises(BenchmarkError, match=r"unknown architecture 'lstm'.*failed to load.*"
+                                             r"rnnbench.architectures:fancy.*torch_extra"):
+        registry.get_architecture("lstm")

@@ -85,7 +85,7 @@ class NaNArchitecture(Architecture):
 
 def test_a_nan_loss_is_recorded_as_diverged(tmp_path):
     with pytest.raises(DivergedError, match="lower optim.lr"):
-        run("test-nan", "adding", QUICK, store=tmp_path / "r.sqlite", progress=False)
+        run("test-nan", "adding", QUICK, store=tmp_path / "r.sqlite", progress=False, check=False)
     frame = ResultStore(tmp_path / "r.sqlite").runs_frame()
     assert list(frame.status) == ["diverged"]
 

@@ -93,10 +93,11 @@ def test_tree_batches_put_children_before_parents_and_supervise_roots_or_every_n
 def test_unk_gets_no_gradient_from_a_tree_of_known_words(cell):
     """Internal nodes have no input (Tai et al. 2015): they must not read (and train) the
     embedding of id 0, which is `<unk>`."""
-    architecture, task_cls, config, _, _ = runner.prepare(
+    prepared = runner.prepare(
         "recursive", "sst-tree-binary", {"task.train_sentences": "40", "task.eval_sentences": "10",
                                          "task.min_frequency": "1", "arch.cell": cell, "arch.hidden_size": "8",
                                          "arch.embedding_size": "8"})
+    architecture, task_cls, config = prepared.architecture, prepared.task, prepared.config
     task = task_cls(config.task_options)
     assert task.words.tokens[0] == "<unk>"
     model, _ = runner.initial_model(architecture(), task, config, seed=0)
@@ -121,7 +122,8 @@ TINY_SST = {"task.train_sentences": "1000", "task.eval_sentences": "300", "task.
 
 def _majority_and_prior_entropy(architecture: str, task: str, settings: dict) -> tuple[float, float]:
     """What the best constant predictor scores on the test slice: (accuracy, cross-entropy)."""
-    _, task_cls, config, _, _ = runner.prepare(architecture, task, settings)
+    prepared = runner.prepare(architecture, task, settings)
+    task_cls, config = prepared.task, prepared.config
     labels = []
     for batch in task_cls(config.task_options).splits(batch_size=64, seed=0).test:
         roots = batch.inputs.roots if isinstance(batch.inputs, TreeBatch) else slice(None)

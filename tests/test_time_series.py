@@ -114,7 +114,8 @@ def test_a_tiny_gru_predicts_mackey_glass_one_step_and_runs_free(tmp_path):
     assert "val/free_run_nrmse" in metrics
     # the two free runs that need no model, on the same windows: predict the mean of the split,
     # or hold the last warm-up value; measured once: 0.913 and 1.382, and the GRU's 0.580
-    _, task_cls, config, _, _ = prepare("gru", "mackey_glass", settings)
+    prepared = prepare("gru", "mackey_glass", settings)
+    task_cls, config = prepared.task, prepared.config
     warmup, last_target, truth = task_cls(config.task_options).free_run_windows("test")
     spread = truth.double().std()
     baselines = {"mean": float((truth.double().mean() - last_target.double()).pow(2).mean().sqrt() / spread),
