@@ -21,7 +21,7 @@ from rnnbench.store import ResultStore
 
 
 def _pack(inputs):
-    return nn.utils.rnn.pack_padded_sequence(inputs.values, inputs.lengths, batch_first=True, enforce_sorted=False)
+    return nn.utils.rnn.pack_padded_sequence(inputs.values, inputs.lengths.cpu(), batch_first=True, enforce_sorted=False)
 
 
 class _Correct(Encoder):
