@@ -129,6 +129,14 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+
+def _expect_output_size(encoder: Any, declared: int) -> None:
+    """The built encoder's `output_size` is the one its architecture declares."""
+    size = getattr(encoder, "output_size", None)
+    if size != declared:
+        raise ConformanceError(f"encoder.output_size is {size}, the architecture declares {declared} "
+                               f"(Architecture.output_size({HIDDEN}))")
+
 def _expect_shape(tensor: Any, expected: tuple[int, ...], what: str, hint: str = "") -> None:
     if not isinstance(tensor, Tensor):
         raise ConformanceError(f"{what} is a {type(tensor).__name__}, expected a tensor of shape {expected}")
@@ -186,10 +194,7 @@ def sequence_checks(architecture: Architecture, options: Any = None, seed: int =
 
     def shapes() -> None:
         encoder = build()
-        size = getattr(encoder, "output_size", None)
-        if size != declared:
-            raise ConformanceError(f"encoder.output_size is {size}, the architecture declares {declared} "
-                                   f"(Architecture.output_size({HIDDEN}))")
+        _expect_output_size(encoder, declared)
         with torch.no_grad():
             run(encoder, inputs([7, 4, 1]))
 
@@ -358,10 +363,7 @@ def grid_checks(architecture: Architecture, options: Any = None, seed: int = 0) 
 
     def shapes() -> None:
         encoder = build()
-        size = getattr(encoder, "output_size", None)
-        if size != declared:
-            raise ConformanceError(f"encoder.output_size is {size}, the architecture declares {declared} "
-                                   f"(Architecture.output_size({HIDDEN}))")
+        _expect_output_size(encoder, declared)
         with torch.no_grad():
             run(encoder, grid())
 
@@ -487,10 +489,7 @@ def tree_checks(architecture: Architecture, options: Any = None, seed: int = 0) 
 
     def shapes() -> None:
         encoder = build()
-        size = getattr(encoder, "output_size", None)
-        if size != declared:
-            raise ConformanceError(f"encoder.output_size is {size}, the architecture declares {declared} "
-                                   f"(Architecture.output_size({HIDDEN}))")
+        _expect_output_size(encoder, declared)
         with torch.no_grad():
             run(encoder, balanced_trees([5, 3, 1], seed=seed + 1))
 
