@@ -38,6 +38,7 @@ def leaderboard_frames(store: ResultStore, task: str | None = None) -> dict[str,
                 continue
             title = name if len(groups) == 1 else f"{name} ({group})"
             frames[title] = _table(members)
+            frames[title].attrs["task"] = name
     return frames
 
 
@@ -153,10 +154,11 @@ def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"
     if fmt == "csv":
         return pd.concat([frame.assign(table=title) for title, frame in frames.items()]).to_csv(index=False)
     sections = []
+    last_table = {frame.attrs["task"]: title for title, frame in frames.items()}
     for title, frame in frames.items():
-        name = title.split(" (", 1)[0]
+        name = frame.attrs["task"]
         text = f"## {title}\n\n" + frame.to_markdown(index=False, floatfmt=".4g") + "\n"
-        if title != _last_title(frames, name):
+        if title != last_table[name]:
             sections.append(text)
             continue
         text += _curve_section(store, name)  # the curve and references once, after the last table
@@ -168,7 +170,3 @@ def render(store: ResultStore, task: str | None = None, fmt: Literal["md", "csv"
         sections.append(text)
     return "\n".join(sections)
 
-
-def _last_title(frames: dict[str, pd.DataFrame], task: str) -> str:
-    """The last table of `task`, after which its curve (across its groups) is shown once."""
-    return [title for title in frames if title.split(" (", 1)[0] == task][-1]

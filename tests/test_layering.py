@@ -1,6 +1,5 @@
 """Who may import whom (../shared/DESIGN.md), as import-linter contracts ([tool.importlinter] in
-pyproject.toml), checked here so that a plain `pytest` catches a broken layer (`nox -s tests`
-also runs `lint-imports` itself).
+pyproject.toml), checked here, so that `nox -s tests` (and a plain `pytest`) catches a broken layer.
 
 import-linter finds a package's modules by walking its folder, and the repository keeps
 `rnnbench.plugins` and `rnnbench.tasks` outside `rnnbench`'s folder (suite/), so the check runs on
@@ -13,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,8 +28,7 @@ def installed_layout(target: Path) -> Path:
 def _lint_imports(layout: Path, config: Path) -> subprocess.CompletedProcess:
     executable = shutil.which("lint-imports", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                                    os.environ.get("PATH", "")]))
-    if executable is None:
-        pytest.skip("import-linter is not installed (it is in the `test` extra)")
+    assert executable, "import-linter is missing: pip install -e '.[test]' (it is in the test extra)"
     env = os.environ | {"PYTHONPATH": str(layout)}
     return subprocess.run([executable, str(config), "--no-cache"], cwd=layout, env=env,
                           capture_output=True, text=True, timeout=120)
