@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ from rnnbench.errors import BenchmarkError, did_you_mean, path_problem
 DEFAULT_STORE = "runs/rnnbench.sqlite"
 MAX_IMAGES = 1_024   # `sample --count`: one grid
 MAX_SEEDS = 1_000    # `sweep --seeds`: every seed is planned up front
+MAX_WORKERS = 256    # `sweep --workers`
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
 
 
@@ -170,35 +170,82 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from rnnbench.constraints import Between, check
     from rnnbench.store import ResultStore
-    from rnnbench.sweep import UNSUCCESSFUL, check_conformance, plan, sweep
+    from rnnbench.sweep import UNSUCCESSFUL, check_conformance, describe, plan_sweep, planned_run, status_text
+    from rnnbench.workers import Driver, PlanSource
 
-    path = _store_path(args)
-    check("--seeds", args.seeds, Between(1, MAX_SEEDS), hint=": the number of seeds (0, 1, ...), "
-                                                             "e.g. --seeds 3")
-    seeds = list(range(args.seeds))
-    variants = [{**_overrides(args), **variant} for variant in _variants(args.vary or [])]
-    plans = [(overrides, plan(_csv(args.architectures), _csv(args.tasks), seeds, overrides, args.preset))
-             for overrides in variants]
-    store = ResultStore(path)
+    words = args.target or []
+    status = words[:1] == ["status"]
+    files = words[1:] if status else words
+    if len(files) > 1 or (status and not files):
+        raise BenchmarkError("pass one sweep file, e.g. `rnnbench sweep leaderboards/quick/sweep.yaml` "
+                             "or `rnnbench sweep status leaderboards/quick/sweep.yaml`")
+    check("--workers", args.workers, Between(1, MAX_WORKERS), hint=": the number of runs at once, "
+                                                                    "e.g. --workers 2")
+    spec = _sweep_file(files[0], args) if files else _sweep_from_flags(args)
+    sweep_plan = plan_sweep(spec)
+    store = ResultStore(_store_path(args))
+    if status:
+        print(status_text(sweep_plan, store))
+        return 0
+    print(describe(sweep_plan, store, args.workers))
+    if args.dry_run:
+        return 0
     if not args.no_check:   # every architecture passes the conformance kit before anything runs
-        for overrides, planned in plans:
-            check_conformance(planned, overrides, args.preset, store)
-    print(f"sweep: {sum(len(planned) for _, planned in plans)} runs ({len(seeds)} seed(s) each) "
-          f"into {store.path}")
-    outcomes, errors = Counter(), []
-    for overrides, planned in plans:
-        result = sweep(planned, overrides, args.preset, store, progress=not args.no_progress,
-                       check=not args.no_check)
-        outcomes += result
-        errors += result.errors
-    print("sweep done: " + ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items())))
+        check_conformance(sweep_plan.runs + [planned_run(pair.architecture, pair.task, spec.seeds[0],
+                                                         pair.overrides, pair.preset)
+                                             for pair in sweep_plan.tuned], store)
+    store.record_sweep(spec.name, spec.as_dict())
+    store.plan_runs(spec.name, [item.as_record() for item in sweep_plan.runs])
+    if spec.tune is not None:
+        from rnnbench.tuning import TuningSource
+
+        source = TuningSource(sweep_plan.tuned, spec, store)
+    else:
+        source = PlanSource(sweep_plan.runs)
+    driver = Driver(store, workers=args.workers, check=not args.no_check, keep_last=args.keep_last,
+                    wandb=args.wandb, group=spec.name, progress=not args.no_progress)
+    outcomes = driver.execute(source, sweep_plan.planned)
+    errors = outcomes.errors + getattr(source, "failures", [])
+    print(f"sweep {spec.name} done: " + (", ".join(f"{count} {state}" for state, count
+                                                   in sorted(outcomes.items())) or "nothing to run"))
     for line in errors:
         print(f"  {line}")
     if args.leaderboard:
         from rnnbench.leaderboard import render
         print()
         print(render(store, fmt="md"))
-    return 1 if any(outcomes.get(status) for status in UNSUCCESSFUL) else 0
+    return 1 if errors or any(outcomes.get(state) for state in UNSUCCESSFUL) else 0
+
+
+def _sweep_file(path: str, args: argparse.Namespace):
+    """The sweep a file describes; the plan's flags belong to the file then."""
+    from rnnbench import sweepfile
+
+    given = [flag for flag, value in (("--architectures", args.architectures), ("--tasks", args.tasks),
+                                      ("--seeds", args.seeds), ("--vary", args.vary), ("--set", args.set),
+                                      ("--preset", args.preset), ("--params", args.params))
+             if value is not None]
+    if given:
+        raise BenchmarkError(f"{', '.join(given)} cannot be combined with a sweep file: write them in "
+                             f"{path} (keys architectures, tasks, seeds, vary, set, preset, params)")
+    return sweepfile.load(path)
+
+
+def _sweep_from_flags(args: argparse.Namespace):
+    """The command line's flags as the sweep they are shorthand for (named by their digest)."""
+    import dataclasses
+
+    from rnnbench.constraints import Between, check
+    from rnnbench.sweepfile import SweepSpec
+
+    seeds = 1 if args.seeds is None else args.seeds
+    check("--seeds", seeds, Between(1, MAX_SEEDS), hint=": the number of seeds (0, 1, ...), e.g. --seeds 3")
+    vary = {}
+    for key, values in _vary(args.vary or []).items():
+        vary[key] = values
+    spec = SweepSpec("cli", _csv(args.architectures), _csv(args.tasks), list(range(seeds)), args.preset,
+                     _overrides(args), vary)
+    return dataclasses.replace(spec, name=f"cli-{spec.digest()}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -212,16 +259,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def _variants(items: list[str]) -> list[dict[str, str]]:
-    """['task.length=50,100', 'arch.hidden_size=32,64'] -> the 4 combinations as override dicts."""
+def _vary(items: list[str]) -> dict[str, list[str]]:
+    """['task.length=50,100', 'arch.hidden_size=32,64'] -> {'task.length': ['50', '100'], ...}."""
     from rnnbench.config import parse_assignments
 
-    axes = [(key, _csv(values) or []) for key, values in parse_assignments(items).items()]
-    for key, values in axes:
+    axes = {key: _csv(values) or [] for key, values in parse_assignments(items).items()}
+    for key, values in axes.items():
         if not values:
             raise BenchmarkError(f"--vary {key}= lists no values: write --vary {key}=50,100,200")
-    return [dict(zip([key for key, _ in axes], combination))
-            for combination in itertools.product(*(values for _, values in axes))]
+    return axes
 
 
 def cmd_data_status(args: argparse.Namespace) -> int:
@@ -400,14 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(single)
     single.set_defaults(handler=cmd_run)
 
-    many = commands.add_parser("sweep", help="architectures x tasks x seeds, one process per run")
+    many = commands.add_parser(
+        "sweep", help="run a sweep file (or the flags' shorthand) with long-lived workers; "
+                      "`sweep status FILE` says where it stands",
+        description="Run a sweep: `rnnbench sweep FILE` (a YAML sweep file, e.g. "
+                    "leaderboards/quick/sweep.yaml), or the flags below as a shorthand for one. "
+                    "`rnnbench sweep status FILE` prints where a sweep stands. Completed runs are "
+                    "skipped, so running it again continues it.")
+    many.add_argument("target", nargs="*", metavar="FILE | status FILE", help="a sweep file")
     many.add_argument("--architectures", help="comma-separated (default: all)")
     many.add_argument("--tasks", help="comma-separated (default: all)")
-    many.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...)")
-    many.add_argument("--leaderboard", action="store_true", help="print the leaderboard afterwards")
+    many.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...; default 1)")
     many.add_argument("--vary", action="append", metavar="KEY=V1,V2,...",
                       help="run every value of a setting, e.g. task.length=50,100,200,500 "
                            "(repeat for a grid)")
+    many.add_argument("--workers", type=int, default=1,
+                      help="runs at once, each worker a long-lived process (default 1; on GPUs at "
+                           "most one per GPU)")
+    many.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    many.add_argument("--keep-last", action="store_true", help="keep each completed run's last.ckpt "
+                                                               "(by default only best.ckpt is kept)")
+    many.add_argument("--wandb", action="store_true", help="log every run to Weights & Biases, grouped "
+                                                           "by sweep (offline unless logged in)")
+    many.add_argument("--leaderboard", action="store_true", help="print the leaderboard afterwards")
     many.add_argument("--no-check", action="store_true", help="run architectures that fail the "
                                                               "conformance kit too (recorded with each run)")
     add_run_options(many)

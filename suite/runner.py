@@ -17,6 +17,8 @@ import socket
 import subprocess
 import time
 import warnings
+import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,6 +319,7 @@ class RunResult:
     items_per_second: float
     wall_time_s: float
     store_path: Path
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def run_identity(architecture: type[Architecture], task: type[Task], config: RunConfig,
@@ -329,13 +332,19 @@ def run_identity(architecture: type[Architecture], task: type[Task], config: Run
     return config_hash({**payload, "seed": seed}), config_id
 
 
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    """The code revision, read once per process (a worker runs many runs)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def environment() -> dict[str, Any]:
     """Versions, device and code revision, recorded with every run."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = _git_commit()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
     return {"python": platform.python_version(), "torch": torch.__version__,
             "lightning": pl.__version__, "torchmetrics": torchmetrics.__version__,
@@ -465,8 +474,13 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
 
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
         preset: str | None = None, seed: int = 0, store: ResultStore | str | os.PathLike = "runs/rnnbench.sqlite",
-        progress: bool = True, wandb: bool = False, check: bool = True) -> RunResult:
+        progress: bool = True, wandb: bool = False, check: bool = True, keep_last: bool = False,
+        group: str | None = None) -> RunResult:
     """Train and evaluate one run, recording it in `store`.
+
+    A completed run keeps only its best checkpoint (`checkpoints/RUN_ID/best.ckpt` beside the
+    store), unless `keep_last` keeps its resume point `last.ckpt` too. `group`: the sweep it
+    belongs to (a W&B group).
 
     `check`: first require the architecture, with its resolved options, to pass the conformance
     kit (`rnnbench.verdicts.require`: computed once, kept in the store; a BenchmarkError with the
@@ -477,6 +491,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     started, every way it can end is recorded: completed, diverged (`BenchmarkModule.diverged`),
     failed (with the error) or interrupted (Ctrl-C, SIGTERM, or found dead later); then the error
     is raised again (a KeyboardInterrupt with `recorded = True`)."""
+    began = time.perf_counter()
     prepared = prepare(architecture_name, task_name, overrides, preset, seed)
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id
@@ -507,23 +522,27 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     memory.start()
     recorder = RecordProgress(store, run_id)
     metrics: dict[str, float] = {}
+    timings: dict[str, float] = {"setup_s": started - began}
     nondeterministic: set[str] = set()
 
     def record(status: str, error: str | None = None, **measured: Any) -> None:
         env = {**environment(), "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
-               "peak_memory": memory.kind, "conformance": conformance}
+               "peak_memory": memory.kind, "conformance": conformance, "timings": timings}
         store.finish_run(run_id, status, error=error, metrics=metrics, parameters=parameters,
                          hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
                          peak_memory_mb=memory.peak_mb(), environment=env, **measured)
 
+    logger = _logger(wandb, prepared, seed, group, store.path.parent)
     try:
         caught: list[warnings.WarningMessage] = []
         try:
             with warnings.catch_warnings(record=True) as caught:
                 _train_and_evaluate(module, splits, config, checkpoint_dir, resume_from, recorder,
-                                    metrics, wandb, run_id, store, progress)
+                                    metrics, timings, logger, store, progress)
         finally:
+            if logger:   # a worker runs many runs: each W&B run ends with its run
+                logger.experiment.finish()
             # the kernels without a deterministic implementation are recorded, the rest shown
             for warning in caught:
                 text = str(warning.message)
@@ -543,15 +562,18 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
         raise
     throughput = float(module.items_trained) / max(recorder.train_seconds, 1e-9)
     record("completed", items_per_second=throughput)
+    if not keep_last:
+        (checkpoint_dir / "last.ckpt").unlink(missing_ok=True)
     return RunResult(run_id, "completed", metrics, parameters, hidden_size, throughput,
-                     time.perf_counter() - started, store.path)
+                     time.perf_counter() - started, store.path, timings)
 
 
 def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig, checkpoint_dir: Path,
                         resume_from: Path | None, recorder: RecordProgress, metrics: dict[str, float],
-                        wandb: bool, run_id: str, store: ResultStore, progress: bool) -> None:
+                        timings: dict[str, float], logger: Any, store: ResultStore, progress: bool) -> None:
     """Train within the budget (or fit the closed-form readout), then validate and test the best
-    checkpoint, filling `metrics` as they are measured; raise DivergedError if a loss diverged."""
+    checkpoint, filling `metrics` as they are measured and `timings` (seconds in fit, and in the
+    final validation and test); raise DivergedError if a loss diverged."""
     task = module.task
     monitor = f"val/{task.primary_metric}"
     best = ModelCheckpoint(dirpath=checkpoint_dir, monitor=monitor, mode=task.direction,
@@ -565,10 +587,11 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
     trainer = pl.Trainer(**_trainer_budget(config, len(splits.train)),
                          accelerator="auto", devices=1, precision=config.trainer.precision,
                          gradient_clip_val=config.optim.clip_norm, gradient_clip_algorithm="norm",
-                         callbacks=callbacks, logger=_logger(wandb, run_id, config, store.path.parent),
+                         callbacks=callbacks, logger=logger,
                          enable_progress_bar=progress, enable_model_summary=False,
                          num_sanity_val_steps=0, deterministic="warn",
                          default_root_dir=str(checkpoint_dir))
+    fit_started = time.perf_counter()
     if config.optim.optimizer == "ridge":
         fit_closed_form_readout(module, splits.train, recorder)
         best_path = None
@@ -578,11 +601,14 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
         if trainer.interrupted:
             raise KeyboardInterrupt
         best_path = best.best_model_path or None
+    evaluation_started = time.perf_counter()
+    timings["fit_s"] = evaluation_started - fit_started
     # the metrics of record are those of the checkpoint the test evaluates, validation included
     trainer.validate(module, dataloaders=splits.val, ckpt_path=best_path, verbose=False)
     metrics.update(_metrics(trainer, "val/"))
     trainer.test(module, dataloaders=splits.test, ckpt_path=best_path, verbose=False)
     metrics.update(_metrics(trainer, "test/"))
+    timings["evaluate_s"] = time.perf_counter() - evaluation_started
     if best.best_model_score is not None:
         metrics[f"best_{monitor}"] = float(best.best_model_score)
     for split in ("val", "test"):
@@ -609,19 +635,34 @@ def _trainer_budget(config: RunConfig, steps_per_epoch: int) -> dict[str, Any]:
     return options
 
 
-def _logger(wandb: bool, run_id: str, config: RunConfig, folder: Path):
-    """A Weights & Biases logger writing beside the store (or under WANDB_DIR), or none."""
+def _logger(wandb: bool, prepared: PreparedRun, seed: int, group: str | None, folder: Path):
+    """A Weights & Biases logger writing beside the store (or under WANDB_DIR), or none. The run is
+    named architecture/task/seed and grouped by its sweep; it stays offline unless WANDB_MODE says
+    otherwise or the user is logged in (an API key in WANDB_API_KEY or ~/.netrc)."""
     if not wandb:
         return False
     try:
         from pytorch_lightning.loggers import WandbLogger
-        import wandb as _  # noqa: F401
+        import wandb as wandb_package
     except ImportError:
         raise BenchmarkError("--wandb needs the wandb package: pip install 'rnnbench[wandb]'") from None
-    logger = WandbLogger(project="rnnbench", name=run_id, mode=os.environ.get("WANDB_MODE", "offline"),
+    logged_in = bool(os.environ.get("WANDB_API_KEY")) or _netrc_has("api.wandb.ai")
+    mode = os.environ.get("WANDB_MODE") or ("online" if logged_in else "offline")
+    logger = WandbLogger(project="rnnbench", name=f"{prepared.architecture.name}/{prepared.task.name}/{seed}",
+                         id=prepared.run_id, group=group, mode=mode, resume="allow",
                          save_dir=os.environ.get("WANDB_DIR", str(folder)))
-    logger.log_hyperparams(config.flat())
+    logger.log_hyperparams({**prepared.config.flat(), "run_id": prepared.run_id, "seed": seed,
+                            "wandb_version": wandb_package.__version__})
     return logger
+
+
+def _netrc_has(host: str) -> bool:
+    try:
+        import netrc
+
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def _metrics(trainer: pl.Trainer, prefix: str) -> dict[str, float]:

@@ -78,6 +78,37 @@ CREATE TABLE IF NOT EXISTS conformance (
     checked_at REAL NOT NULL,
     PRIMARY KEY (architecture, version, options_hash, source_hash, kit_hash)
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    recorded_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep TEXT NOT NULL REFERENCES sweeps (name) ON DELETE CASCADE,
+    run_id TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    task TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    trial INTEGER,
+    params TEXT NOT NULL,
+    PRIMARY KEY (sweep, run_id, role)
+);
+CREATE TABLE IF NOT EXISTS tuning (
+    sweep TEXT NOT NULL REFERENCES sweeps (name) ON DELETE CASCADE,
+    architecture TEXT NOT NULL,
+    task TEXT NOT NULL,
+    trials INTEGER NOT NULL,
+    best_run_id TEXT,
+    importances TEXT NOT NULL,
+    PRIMARY KEY (sweep, architecture, task)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    run_id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL
+);
 """
 
 
@@ -350,7 +381,115 @@ class ResultStore:
                        (architecture, version, options_hash, source_hash, kit_hash, int(passed),
                         message, checked_at))
 
+    # ------------------------------------------------------------------ sweeps and claims
+
+    def record_sweep(self, name: str, spec: dict[str, Any]) -> None:
+        """Keep a sweep's specification under its name (replacing an earlier one of that name)."""
+        with self._connect() as db:
+            db.execute("INSERT INTO sweeps VALUES (?,?,?) ON CONFLICT (name) DO UPDATE SET "
+                       "spec = excluded.spec, recorded_at = excluded.recorded_at",
+                       (name, to_json(spec, non_finite_as_text=True), time.time()))
+
+    def plan_runs(self, sweep: str, runs: list[dict[str, Any]]) -> None:
+        """Record runs as planned by a sweep: dicts with run_id, architecture, task, seed, role
+        ('run', 'trial' or 'best'), trial (its number, or None) and params (a tuning trial's
+        sampled settings). A run planned again in the same role keeps one row; a tuned pair's
+        best configuration with the trials' seed is the same run as its best trial, in two roles."""
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO sweep_runs VALUES (?,?,?,?,?,?,?,?)",
+                           [(sweep, run["run_id"], run["architecture"], run["task"], run["seed"],
+                             run["role"], run.get("trial"), to_json(run.get("params") or {},
+                                                                    non_finite_as_text=True))
+                            for run in runs])
+
+    def record_tuning(self, sweep: str, architecture: str, task: str, *, trials: int,
+                      best_run_id: str | None, importances: dict[str, float]) -> None:
+        """A tuned pair's trial count, best trial and hyper-parameter importances."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO tuning VALUES (?,?,?,?,?,?)",
+                       (sweep, architecture, task, trials, best_run_id, to_json(importances)))
+
+    def claim(self, run_id: str, pid: int) -> tuple[str, int] | None:
+        """Claim a run for process `pid` of this host, atomically: None if the claim is taken,
+        else (hostname, pid) of the live process that holds it. A claim whose process of this
+        host is gone is taken over."""
+        host = socket.gethostname()
+        with self._connect() as db:   # BEGIN IMMEDIATE: no other writer between read and write
+            row = db.execute("SELECT hostname, pid FROM claims WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and not (row[0] == host and (row[1] == pid or not _process_alive(row[1]))):
+                return row[0], row[1]
+            db.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?,?)", (run_id, host, pid, time.time()))
+        return None
+
+    def claim_holder(self, run_id: str) -> tuple[str, int] | None:
+        """(hostname, pid) of the live process holding the run's claim, or None (a claim of a
+        process of this host that has ended does not count)."""
+        with self._connect() as db:
+            row = db.execute("SELECT hostname, pid FROM claims WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or (row[0] == socket.gethostname() and not _process_alive(row[1])):
+            return None
+        return row[0], row[1]
+
+    def release(self, run_id: str, pid: int | None = None) -> None:
+        """Drop the claim on a run (only the one `pid` holds, if given)."""
+        with self._connect() as db:
+            if pid is None:
+                db.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
+            else:
+                db.execute("DELETE FROM claims WHERE run_id = ? AND pid = ? AND hostname = ?",
+                           (run_id, pid, socket.gethostname()))
+
     # ------------------------------------------------------------------ reads
+
+    def sweep_spec(self, name: str) -> dict[str, Any] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT spec FROM sweeps WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def sweep_frame(self, name: str | None = None):
+        """The runs planned by one sweep (or every sweep), with their status now (a run planned
+        but never started has status 'planned'), as a pandas DataFrame."""
+        import pandas as pd
+
+        where, values = ("WHERE s.sweep = ?", (name,)) if name is not None else ("", ())
+        with self._connect() as db:
+            frame = pd.read_sql_query(
+                "SELECT s.sweep, s.run_id, s.architecture, s.task, s.seed, s.role, s.trial, s.params, "
+                "coalesce(r.status, 'planned') AS status, r.metrics, r.wall_time_s FROM sweep_runs s "
+                f"LEFT JOIN runs r ON r.run_id = s.run_id {where} ORDER BY s.rowid", db, params=values)
+        for column in ("params", "metrics"):
+            frame[column] = frame[column].map(lambda text: json.loads(text) if isinstance(text, str) and text else {})
+        return frame
+
+    def planned_trials(self, sweep: str, architecture: str, task: str) -> list[tuple[int, str, dict[str, Any]]]:
+        """(trial number, run id, sampled params) of a tuning sweep's trials for one pair, in order."""
+        with self._connect() as db:
+            rows = db.execute("SELECT trial, run_id, params FROM sweep_runs WHERE sweep = ? AND "
+                              "architecture = ? AND task = ? AND role = 'trial' ORDER BY trial",
+                              (sweep, architecture, task)).fetchall()
+        return [(trial, run_id, json.loads(params)) for trial, run_id, params in rows]
+
+    def tuning_frame(self, sweep: str | None = None):
+        import pandas as pd
+
+        where, values = ("WHERE sweep = ?", (sweep,)) if sweep is not None else ("", ())
+        with self._connect() as db:
+            frame = pd.read_sql_query(f"SELECT * FROM tuning {where}", db, params=values)
+        frame["importances"] = frame["importances"].map(json.loads)
+        return frame
+
+    def wall_times(self) -> dict[tuple[str, str, str], float]:
+        """Median wall time of completed runs, by (architecture, task, config_id), and by
+        (architecture, task, '') over every configuration: what a sweep's estimate reads."""
+        with self._connect() as db:
+            rows = db.execute("SELECT architecture, task, config_id, wall_time_s FROM runs WHERE "
+                              "status = 'completed' AND wall_time_s IS NOT NULL").fetchall()
+        grouped: dict[tuple[str, str, str], list[float]] = {}
+        for architecture, task, config_id, seconds in rows:
+            for key in ((architecture, task, config_id), (architecture, task, "")):
+                grouped.setdefault(key, []).append(seconds)
+        return {key: sorted(values)[len(values) // 2] for key, values in grouped.items()}
+
 
     def conformance_verdict(self, architecture: str, version: int, options_hash: str, source_hash: str,
                             kit_hash: str) -> tuple[bool, str, float] | None:

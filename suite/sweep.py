@@ -1,25 +1,25 @@
-"""Local sweeps: architectures x tasks x seeds, each run in its own process, completed runs skipped.
+"""Sweeps: a `SweepSpec` (a sweep file, or the command line's flags) planned into runs, recorded in
+the store, and run by long-lived workers (`rnnbench.workers`); completed runs are skipped, so a
+sweep started again continues where it stopped.
 
-A run in its own process means a crash, a divergence or a leak in one run cannot take the others
-down; the store records every outcome, so an interrupted sweep resumes where it stopped.
+A plan is every compatible (architecture, task) of the selection, for every combination of the
+grid (`vary`), for every seed; a tuned sweep (`tune`) instead gives every pair the same number of
+trials (`rnnbench.tuning`) and then runs the best configuration with every seed.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
+import itertools
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from rnnbench import registry
-from rnnbench.config import check_seed
 from rnnbench.errors import BenchmarkError
 from rnnbench.runner import prepare
 from rnnbench.store import ResultStore
+from rnnbench.sweepfile import SweepSpec
 
 # outcomes that make a sweep exit non-zero
 UNSUCCESSFUL = ("failed", "diverged", "interrupted")
@@ -27,6 +27,10 @@ UNSUCCESSFUL = ("failed", "diverged", "interrupted")
 
 @dataclass(frozen=True)
 class PlannedRun:
+    """One run of a plan: what `rnnbench run` would be given, and the identity it resolves to.
+    role: 'run' (a grid point), 'trial' (a tuning trial, number `trial`, settings `params`) or
+    'best' (a tuned pair's best configuration, with one of the sweep's seeds)."""
+
     architecture: str
     task: str
     seed: int
@@ -34,7 +38,54 @@ class PlannedRun:
     config_id: str = ""
     architecture_version: int = 1
     task_version: int = 1
+    overrides: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    preset: str | None = None
     config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    role: str = "run"
+    trial: int | None = None
+    params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def label(self) -> str:
+        trial = f", trial {self.trial}" if self.trial is not None else ""
+        return f"{self.architecture} on {self.task} (seed {self.seed}{trial})"
+
+    def as_record(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "architecture": self.architecture, "task": self.task,
+                "seed": self.seed, "role": self.role, "trial": self.trial, "params": self.params}
+
+
+def planned_run(architecture: str, task: str, seed: int, overrides: dict[str, str],
+                preset: str | None, role: str = "run", trial: int | None = None,
+                params: dict[str, Any] | None = None) -> PlannedRun:
+    """Resolve one run (a BenchmarkError for any bad name or value) into a PlannedRun."""
+    prepared = prepare(architecture, task, overrides, preset, seed)
+    return PlannedRun(architecture, task, seed, prepared.run_id, prepared.config_id,
+                      prepared.architecture.version, prepared.task.version, dict(overrides), preset,
+                      prepared.config.flat(), role, trial, dict(params or {}))
+
+
+@dataclass(frozen=True)
+class TunedPair:
+    """An (architecture, task, grid point) whose settings a tuned sweep searches."""
+
+    architecture: str
+    task: str
+    overrides: dict[str, str]
+    preset: str | None
+
+
+@dataclass
+class SweepPlan:
+    spec: SweepSpec
+    runs: list[PlannedRun]
+    tuned: list[TunedPair]
+
+    @property
+    def planned(self) -> int:
+        """Runs planned in all: grid runs, and per tuned pair its trials and its best's seeds."""
+        tune = self.spec.tune
+        return len(self.runs) + (len(self.tuned) * (tune.trials + len(self.spec.seeds)) if tune else 0)
 
 
 class SweepOutcomes(Counter):
@@ -48,123 +99,156 @@ class SweepOutcomes(Counter):
 
 def plan(architectures: list[str] | None, tasks: list[str] | None, seeds: list[int],
          overrides: dict[str, str], preset: str | None) -> list[PlannedRun]:
-    """Every compatible pair of the selection (None: all registered), for every seed. Settings
-    that a task does not know (e.g. another architecture's option), or bad values, are an error,
-    raised before anything runs."""
-    if architectures is not None and not architectures:
-        raise BenchmarkError("--architectures names no architecture: list some, e.g. "
-                             "--architectures rnn,lstm, or leave the option out for all")
-    if tasks is not None and not tasks:
-        raise BenchmarkError("--tasks names no task: list some, e.g. --tasks copy,adding, or "
+    """The runs of a plain sweep (no grid, no tuning): every compatible pair of the selection
+    (None: all registered), for every seed. See `plan_sweep`."""
+    spec = SweepSpec("sweep", architectures, tasks, list(seeds), preset, dict(overrides))
+    return plan_sweep(spec).runs
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """Every compatible pair of the selection, for every grid point (and seed). Settings a task
+    does not know, or bad values, are an error raised before anything runs."""
+    if spec.architectures is not None and not spec.architectures:
+        raise BenchmarkError("the sweep names no architecture: list some, e.g. --architectures "
+                             "rnn,lstm, or leave the option out for all")
+    if spec.tasks is not None and not spec.tasks:
+        raise BenchmarkError("the sweep names no task: list some, e.g. --tasks copy,adding, or "
                              "leave the option out for all")
-    if not seeds:
+    if not spec.seeds:
         raise BenchmarkError("the sweep has no seeds: pass --seeds 1 or more")
-    for seed in seeds:
-        check_seed(seed, "a seed")
-    arch_names = architectures or list(registry.architectures())
-    task_names = tasks or list(registry.tasks())
+    arch_names = spec.architectures or list(registry.architectures())
+    task_names = spec.tasks or list(registry.tasks())
     for name in arch_names:
         registry.get_architecture(name)
     for name in task_names:
         registry.get_task(name)
-    planned = []
+    grid = [dict(zip(spec.vary, values)) for values in itertools.product(*spec.vary.values())]
+    runs: list[PlannedRun] = []
+    tuned: list[TunedPair] = []
     for task in task_names:
         for architecture in arch_names:
             if not registry.pair_compatibility(registry.get_architecture(architecture),
                                                registry.get_task(task)).ok:
                 continue
-            for seed in seeds:
-                prepared = prepare(architecture, task, overrides, preset, seed)
-                planned.append(PlannedRun(architecture, task, seed, prepared.run_id,
-                                          prepared.config_id, prepared.architecture.version,
-                                          prepared.task.version, prepared.config.flat()))
-    if not planned:
+            base = {**spec.settings, **spec.task_settings.get(task, {}),
+                    **spec.architecture_settings.get(architecture, {})}
+            for point in grid:
+                overrides = {**base, **point}
+                if spec.tune is not None:
+                    from rnnbench.tuning import check_space
+
+                    check_space(architecture, task, overrides, spec)
+                    tuned.append(TunedPair(architecture, task, overrides, spec.preset))
+                    continue
+                runs += [planned_run(architecture, task, seed, overrides, spec.preset)
+                         for seed in spec.seeds]
+    if not runs and not tuned:
         raise BenchmarkError("the sweep selects no compatible pair: see `rnnbench list --matrix`")
-    return planned
+    return SweepPlan(spec, runs, tuned)
 
 
-def check_conformance(planned: list[PlannedRun], overrides: dict[str, str], preset: str | None,
-                      store: ResultStore) -> None:
+def check_conformance(runs: list[PlannedRun], store: ResultStore) -> None:
     """Refuse the sweep, before anything runs, if an architecture of the plan fails the
     conformance kit with its resolved options (a BenchmarkError with the kit's message); each
     verdict is computed once and kept in the store, where the sweep's runs find it."""
     from rnnbench import verdicts
 
     checked: set[tuple[str, str]] = set()
-    # one seed per pair: the resolved options do not depend on the seed
-    for item in {(item.architecture, item.task): item for item in planned}.values():
-        prepared = prepare(item.architecture, item.task, overrides, preset, item.seed)
+    for item in runs:
+        prepared = prepare(item.architecture, item.task, item.overrides, item.preset, item.seed)
         key = (item.architecture, verdicts.options_hash(prepared.config.arch_options))
         if key not in checked:
             checked.add(key)
             verdicts.require(prepared.architecture, prepared.config.arch_options, store)
 
 
-def sweep(planned: list[PlannedRun], overrides: dict[str, str], preset: str | None,
-          store: ResultStore, progress: bool = True, check: bool = True) -> SweepOutcomes:
-    """Run what is not completed yet; return a count of outcomes (completed, skipped, ...).
-    `check=False` runs them with `--no-check` (see `check_conformance`).
+# --------------------------------------------------------------------------- the plan, in words
 
-    Every planned run ends with a row: a run whose process ends without recording its outcome
-    (it failed before it started, e.g. on its data, or was killed) is recorded here, as
-    interrupted if a signal ended it and as failed otherwise, with the last line it printed."""
-    store.mark_stale_runs()
-    outcomes = SweepOutcomes()
-    bar = tqdm(planned, desc="sweep", unit="run", disable=not progress)
-    for item in bar:
-        bar.set_postfix_str(f"{item.architecture} on {item.task}, seed {item.seed}")
-        before = store.get(item.run_id)
-        if before is not None and before.status == "completed":
-            outcomes["skipped"] += 1
+
+def describe(sweep_plan: SweepPlan, store: ResultStore, workers: int) -> str:
+    """What `rnnbench sweep` prints before it starts: runs planned, completed and to do, and an
+    estimated time from the wall times of stored runs where there are any."""
+    spec = sweep_plan.spec
+    lines = [f"sweep {spec.name}: {sweep_plan.planned} runs planned into {store.path}"]
+    statuses = {item.run_id: store.status_of(item.run_id) for item in sweep_plan.runs}
+    if sweep_plan.runs:
+        done = sum(status == "completed" for status in statuses.values())
+        earlier = Counter(status for status in statuses.values() if status not in (None, "completed"))
+        lines.append(f"  grid: {len(sweep_plan.runs)} runs ({len(sweep_plan.runs) // len(spec.seeds)} "
+                     f"configurations x {len(spec.seeds)} seeds): {done} completed, "
+                     f"{len(sweep_plan.runs) - done} to do"
+                     + "".join(f", {count} of them {status} before" for status, count in sorted(earlier.items())))
+    if sweep_plan.tuned:
+        tune = spec.tune
+        trials = store.sweep_frame(spec.name) if store.sweep_spec(spec.name) else None
+        done = 0 if trials is None else int(((trials.role == "trial") & (trials.status == "completed")).sum())
+        lines.append(f"  tuning: {len(sweep_plan.tuned)} (architecture, task) pairs x {tune.trials} "
+                     f"trials ({tune.sampler} sampler over {', '.join(tune.space)}), {done} trials "
+                     f"completed; then each pair's best configuration x {len(spec.seeds)} seeds")
+    lines.append("  " + _estimate(sweep_plan, statuses, store, workers))
+    return "\n".join(lines)
+
+
+def _estimate(sweep_plan: SweepPlan, statuses: dict[str, str | None], store: ResultStore, workers: int) -> str:
+    stored = store.wall_times()
+    known, seconds, unknown = 0, 0.0, 0
+    for item in sweep_plan.runs:
+        if statuses.get(item.run_id) == "completed":
             continue
-        command = [sys.executable, "-m", "rnnbench.cli", "run", item.architecture, item.task,
-                   "--seed", str(item.seed), "--store", str(store.path), "--no-progress"]
-        if not check:
-            command.append("--no-check")
-        if preset:
-            command += ["--preset", preset]
-        for key, value in overrides.items():
-            command += ["--set", f"{key}={value}"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        last_line = _last_error_line(result.stderr)
-        after = store.get(item.run_id)
-        recorded = (after is not None and after.status != "running" and
-                    (before is None or (after.started_at, after.finished_at)
-                     != (before.started_at, before.finished_at)))
-        if result.returncode != 0 and not recorded:
-            status, error = _unrecorded_outcome(result.returncode, last_line)
-            store.record_failure(run_id=item.run_id, config_id=item.config_id,
-                                 architecture=item.architecture, task=item.task,
-                                 architecture_version=item.architecture_version,
-                                 task_version=item.task_version, seed=item.seed, preset=preset,
-                                 config=item.config, error=error, status=status)
-            after = store.get(item.run_id)
-        status = after.status if after is not None else "failed"
-        outcomes[status] += 1
-        if status != "completed":
-            error = (after.error if after is not None else None) or last_line or "(no output)"
-            line = f"{item.architecture} on {item.task} (seed {item.seed}): {status}: {error}"
-            outcomes.errors.append(line)
-            tqdm.write(line)
-    return outcomes
+        estimate = stored.get((item.architecture, item.task, item.config_id),
+                              stored.get((item.architecture, item.task, "")))
+        if estimate is None:
+            unknown += 1
+        else:
+            known, seconds = known + 1, seconds + estimate
+    if sweep_plan.spec.tune is not None:
+        for pair in sweep_plan.tuned:
+            estimate = stored.get((pair.architecture, pair.task, ""))
+            count = sweep_plan.spec.tune.trials + len(sweep_plan.spec.seeds)
+            if estimate is None:
+                unknown += count
+            else:
+                known, seconds = known + count, seconds + count * estimate
+    if not known and not unknown:
+        return "nothing to do: every planned run is completed"
+    text = (f"estimated time: {_duration(seconds / max(workers, 1))} for {known} runs with "
+            f"{workers} worker(s), from the wall times of stored runs" if known else
+            "estimated time: unknown (no stored run of these pairs yet)")
+    return text + (f"; {unknown} runs without an estimate" if known and unknown else "")
 
 
-def _last_error_line(stderr: str) -> str:
-    """The error a run printed: its `rnnbench: error:` line, else its last line."""
-    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("rnnbench: error:")]
-    line = (errors or lines or [""])[-1]
-    return line.removeprefix("rnnbench: error:").strip()
+def _duration(seconds: float) -> str:
+    seconds = max(0, math.ceil(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return (f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s" if minutes
+            else f"{seconds} s")
 
 
-def _unrecorded_outcome(returncode: int, last_line: str) -> tuple[str, str]:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "unknown"
-        cause = f"the run's process was killed by signal {-returncode} ({name})"
-        return "interrupted", cause + (f"; last output: {last_line}" if last_line else "")
-    if returncode == 130:
-        return "interrupted", last_line or "the run's process was interrupted"
-    return "failed", last_line or f"the run's process exited with code {returncode} and no message"
+def status_text(sweep_plan: SweepPlan, store: ResultStore) -> str:
+    """`rnnbench sweep status FILE`: where a sweep stands, by (task, architecture)."""
+    spec = sweep_plan.spec
+    frame = store.sweep_frame(spec.name) if store.sweep_spec(spec.name) else None
+    planned_ids = {item.run_id for item in sweep_plan.runs}
+    lines = [f"sweep {spec.name} in {store.path}: "
+             + ("not started yet" if frame is None else
+                f"{int((frame.status == 'completed').sum())} of {sweep_plan.planned} runs completed")]
+    rows: dict[tuple[str, str], Counter] = {}
+    for item in sweep_plan.runs:
+        rows.setdefault((item.task, item.architecture), Counter())[store.status_of(item.run_id) or "planned"] += 1
+    if frame is not None:
+        for record in frame.itertuples():
+            if record.run_id not in planned_ids and record.role in ("trial", "best"):
+                rows.setdefault((record.task, record.architecture), Counter())[f"{record.role}s {record.status}"] += 1
+    for pair in sweep_plan.tuned:
+        rows.setdefault((pair.task, pair.architecture), Counter())
+    width = max((len(f"{task} / {arch}") for task, arch in rows), default=10)
+    for (task, architecture), counts in sorted(rows.items()):
+        text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "not started"
+        lines.append(f"  {task + ' / ' + architecture:<{width}}  {text}")
+    if spec.tune is not None and frame is not None:
+        tuning = store.tuning_frame(spec.name)
+        for row in tuning.itertuples():
+            lines.append(f"  tuned {row.task} / {row.architecture}: {row.trials} trials, best run "
+                         f"{row.best_run_id or '(none completed)'}")
+    return "\n".join(lines)
