@@ -47,17 +47,19 @@ def slow(session: nox.Session) -> None:
 
 @nox.session
 def sweep(session: nox.Session) -> None:
-    """The main job: a quick sweep of every architecture over the generated tasks, then the leaderboard."""
+    """The main job: the committed sweep file leaderboards/quick/sweep.yaml (every architecture on the
+    generated probes, quick preset, two seeds) with two workers, then the leaderboard."""
     _install(session)
     store = str(ROOT / "runs" / "quick.sqlite")
-    session.run("rnnbench", "sweep", "--tasks", "copy,adding", "--preset", "quick", "--seeds", "2",
+    session.run("rnnbench", "sweep", str(ROOT / "leaderboards" / "quick" / "sweep.yaml"), "--workers", "2",
                 "--store", store, "--leaderboard", *session.posargs,
                 env={"RNNBENCH_DATA": _data_dir()})
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput of the runner beside bare PyTorch loops, printed as ratios."""
+    """Throughput of the runner beside bare PyTorch loops, and a sweep's overhead per run in a process
+    against a worker, printed as ratios."""
     _install(session)
     session.install("reservoirpy")  # the peer of benchmarks/time_series.py, not a suite dependency
     session.run("python", "-m", "benchmarks", *session.posargs, env={"RNNBENCH_DATA": _data_dir()})

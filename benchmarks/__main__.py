@@ -7,7 +7,7 @@ import logging
 import sys
 import warnings
 
-MODULES = ("runner_overhead", "architectures", "time_series", "determinism")
+MODULES = ("runner_overhead", "sweep_overhead", "architectures", "time_series", "determinism")
 
 
 def main(names: list[str]) -> None:

@@ -17,48 +17,23 @@ Validation images are held out of the training set as in `tasks.pixels`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import Metric, MetricCollection
 
 from rnnbench import (AtLeast, Batch, BenchmarkError, GridBatch, IndexBatches, InputSpec,
                       PerPixelBernoulli, Reference, Requirements, Splits, Task, register_task)
 from rnnbench.data import read_fashion_mnist
 from rnnbench.tasks.pixels import hold_out
 
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
+
 THRESHOLD = 0.5            # of the intensity range, for the fixed binarization
 EVALUATION_DRAW_SEED = 7   # the one dynamic draw of the validation and test images
-
-
-class BernoulliNLL(Metric):
-    """Negative log-likelihood of binary pixels under Bernoulli logits, summed and divided by the
-    number of images (`per="image"`, nats) or by the number of pixels times ln 2
-    (`per="dimension"`, bits)."""
-
-    full_state_update = False
-    higher_is_better = False
-
-    def __init__(self, per: Literal["image", "dimension"]) -> None:
-        super().__init__()
-        self.per = per
-        for name in ("nats", "images", "dimensions"):
-            self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, logits: Tensor, targets: Tensor) -> None:
-        self.nats += F.binary_cross_entropy_with_logits(logits.double(), targets.double(),
-                                                        reduction="sum")
-        self.images += targets.shape[0]
-        self.dimensions += targets.numel()
-
-    def compute(self) -> Tensor:
-        if self.per == "image":
-            return self.nats / self.images.clamp(min=1)
-        return self.nats / self.dimensions.clamp(min=1) / math.log(2)
 
 
 @dataclass
@@ -127,6 +102,10 @@ class ImageDensity(Task):
         return PerPixelBernoulli(encoder_output_size, channels=1)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from rnnbench.metrics import BernoulliNLL
+
         return MetricCollection({"nll": BernoulliNLL("image"), "bits_per_dim": BernoulliNLL("dimension")})
 
     def references(self) -> tuple[Reference, ...]:
@@ -163,3 +142,11 @@ class ImageDensity(Task):
 
 def _as_batch(images: Tensor):
     return lambda index: Batch(GridBatch(images[index]), images[index])
+
+
+def __getattr__(name: str):
+    """`BernoulliNLL` moved to `rnnbench.metrics`; still importable from here, loaded on first use."""
+    if name == "BernoulliNLL":
+        from rnnbench.metrics import BernoulliNLL
+        return BernoulliNLL
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
 
 from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, PerStepClassifier, Reference,
                       Requirements, SequenceBatch, Splits, Task, register_task)
 from rnnbench.data import require
 from rnnbench.text import Vocabulary
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 END_OF_SENTENCE = "<eos>"
 UNKNOWN = "<unk>"
@@ -90,25 +91,6 @@ class StreamBatches:
             targets = self.data[:, start + 1:start + 1 + steps]
             lengths = torch.full((rows,), steps, dtype=torch.long)
             yield Batch(SequenceBatch(inputs, lengths), targets)
-
-
-class Perplexity(Metric):
-    """exp of the mean negative log-likelihood per token, over everything seen since reset."""
-
-    full_state_update = False
-    higher_is_better = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("nll_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, logits: Tensor, targets: Tensor) -> None:
-        self.nll_sum += F.cross_entropy(logits.float(), targets, reduction="sum").double()
-        self.count += targets.numel()
-
-    def compute(self) -> Tensor:
-        return torch.exp(self.nll_sum / self.count.clamp(min=1))
 
 
 _ZAREMBA_SMALL = {
@@ -184,6 +166,10 @@ class PennTreebank(Task):
                                  tied_embedding=embedding if self.options.tie_weights else None)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from rnnbench.metrics import Perplexity
+
         return MetricCollection({"perplexity": Perplexity()})
 
     def references(self) -> tuple[Reference, ...]:
@@ -207,3 +193,11 @@ class PennTreebank(Task):
         """Words joined by spaces, one sentence per line."""
         words = self.vocabulary.decode(ids.tolist())
         return " ".join(words).replace(f" {END_OF_SENTENCE} ", "\n").replace(END_OF_SENTENCE, "\n")
+
+
+def __getattr__(name: str):
+    """`Perplexity` moved to `rnnbench.metrics`; still importable from here, loaded on first use."""
+    if name == "Perplexity":
+        from rnnbench.metrics import Perplexity
+        return Perplexity
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

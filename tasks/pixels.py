@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import torch
 from torch import Tensor
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from rnnbench import data
 from rnnbench import (AtLeast, Batch, BenchmarkError, IndexBatches, InputSpec, PooledClassifier,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
 from rnnbench.pooling import Pooling
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 NUM_CLASSES = 10
 SPLIT_SEED = 20_240_601        # the fixed shuffle that holds validation images out of training
@@ -139,6 +140,9 @@ class PixelClassification(Task):
         return PooledClassifier(encoder_output_size, NUM_CLASSES, pooling=self.options.pooling)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy
+
         return MetricCollection({"accuracy": MulticlassAccuracy(NUM_CLASSES, average="micro")})
 
 

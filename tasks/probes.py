@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 from torch import Tensor
-from torchmetrics import MeanSquaredError, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from rnnbench import (AtLeast, Batch, IndexBatches, InputSpec, PerStepClassifier,
                       PooledRegressor, Reference, Requirements, SequenceBatch, Splits, Task,
                       register_task)
 from rnnbench.pooling import Pooling
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 _SPLIT_OFFSETS = {"val": 1, "test": 2}
 
@@ -121,6 +122,9 @@ class Copy(Task):
         return PerStepClassifier(encoder_output_size, COPY_VOCAB)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy
+
         return MetricCollection({"accuracy": MulticlassAccuracy(COPY_VOCAB, average="micro")})
 
     def references(self) -> tuple[Reference, ...]:
@@ -188,6 +192,8 @@ class Adding(Task):
         return PooledRegressor(encoder_output_size, pooling=self.options.pooling)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MeanSquaredError, MetricCollection
+
         return MetricCollection({"mse": MeanSquaredError()})
 
     def references(self) -> tuple[Reference, ...]:

@@ -22,13 +22,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
 
 from rnnbench import (Batch, BenchmarkError, EncoderOutput, Head, HeadOutput, IGNORE_INDEX,
                       InputSpec, PooledClassifier, Reference, Requirements, SequenceBatch,
@@ -36,6 +34,9 @@ from rnnbench import (Batch, BenchmarkError, EncoderOutput, Head, HeadOutput, IG
 from rnnbench.data import require
 from rnnbench.pooling import Pooling
 from rnnbench.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 UNKNOWN = "<unk>"
 NEUTRAL = 2
@@ -225,6 +226,9 @@ class _SentimentTask(Task):
         return InputSpec(vocab_size=len(self.words))
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy
+
         return MetricCollection({"accuracy": MulticlassAccuracy(self.num_classes, average="micro")})
 
     def references(self) -> tuple[Reference, ...]:

@@ -21,19 +21,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import conllu
 import torch
-from seqeval.metrics.sequence_labeling import get_entities
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
 
 from rnnbench import (Batch, BenchmarkError, IGNORE_INDEX, InputSpec, PerStepClassifier,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
 from rnnbench.crf import CRFTagger
 from rnnbench.data import require
 from rnnbench.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 UNKNOWN = "<unk>"
 CONLLU_FIELDS = ("id", "form", "lemma", "upos")  # the columns the tagger reads
@@ -47,6 +47,8 @@ Sentence = tuple[list[str], list[str]]  # words, tags
 def read_conllu(path: Path) -> list[Sentence]:
     """(words, UPOS tags) of every sentence: syntactic words only (integer ids), so multi-word
     token ranges and empty nodes are left out. Only the first four columns are parsed."""
+    import conllu
+
     sentences = []
     with open(path, encoding="utf-8") as lines:
         for sentence in conllu.parse_incr(lines, fields=CONLLU_FIELDS):
@@ -90,69 +92,7 @@ def read_conll2003(path: Path) -> list[Sentence]:
     return sentences
 
 
-# --------------------------------------------------------------------------- metrics
-
-
-def _tag_ids(predictions: Tensor) -> Tensor:
-    """(B, T) tag ids from (B, T, C) scores or (B, T) ids."""
-    return predictions.argmax(dim=-1) if predictions.dim() == 3 else predictions
-
-
-class TokenAccuracy(Metric):
-    """Correct tags / tagged tokens; positions whose target is IGNORE_INDEX do not count."""
-
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, predictions: Tensor, targets: Tensor) -> None:
-        real = targets != IGNORE_INDEX
-        self.correct += ((_tag_ids(predictions) == targets) & real).sum()
-        self.total += real.sum()
-
-    def compute(self) -> Tensor:
-        return self.correct.float() / self.total.clamp(min=1)
-
-
-class EntityScore(Metric):
-    """Entity-level precision, recall or F1 over everything seen since reset (fractions, 0-1).
-
-    Entities are read from each sentence's tag strings with conlleval's chunk rules
-    (seqeval's `get_entities`), so an I-X after O, or after another type, opens an entity as in
-    conlleval; an entity is correct when its type, start and end all match the gold one.
-    """
-
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, tags: list[str], score: Literal["precision", "recall", "f1"]) -> None:
-        super().__init__()
-        self.tags, self.score = list(tags), score
-        for name in ("correct", "predicted", "gold"):
-            self.add_state(name, torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, predictions: Tensor, targets: Tensor) -> None:
-        predicted_ids, lengths = _tag_ids(predictions).tolist(), (targets != IGNORE_INDEX).sum(dim=1).tolist()
-        for predicted, gold, length in zip(predicted_ids, targets.tolist(), lengths):
-            gold_entities = set(get_entities([self.tags[i] for i in gold[:length]]))
-            predicted_entities = set(get_entities([self.tags[i] for i in predicted[:length]]))
-            self.correct += len(gold_entities & predicted_entities)
-            self.predicted += len(predicted_entities)
-            self.gold += len(gold_entities)
-
-    def compute(self) -> Tensor:
-        precision = self.correct / self.predicted.clamp(min=1)
-        recall = self.correct / self.gold.clamp(min=1)
-        if self.score == "precision":
-            return precision.float()
-        if self.score == "recall":
-            return recall.float()
-        total = precision + recall
-        return torch.where(total > 0, 2 * precision * recall / total.clamp(min=1e-12), 0.0).float()
+# --------------------------------------------------------------------------- output layers
 
 
 class SoftmaxTagger(PerStepClassifier):
@@ -271,6 +211,10 @@ class UniversalPOS(_TaggingTask):
         return read_conllu(path)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from rnnbench.metrics import TokenAccuracy
+
         return MetricCollection({"accuracy": TokenAccuracy()})
 
     def references(self) -> tuple[Reference, ...]:
@@ -290,6 +234,10 @@ class CoNLL2003NER(_TaggingTask):
         return read_conll2003(path)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MetricCollection
+
+        from rnnbench.metrics import EntityScore
+
         tags = self.tags.tokens
         return MetricCollection({score: EntityScore(tags, score) for score in ("precision", "recall", "f1")})
 
@@ -298,3 +246,12 @@ class CoNLL2003NER(_TaggingTask):
         return (Reference("BiLSTM-CNN-CRF", 0.9121, "Ma & Hovy 2016", note),
                 Reference("LSTM-CRF", 0.9094, "Lample et al. 2016", note),
                 Reference("BiLSTM-CRF", 0.9010, "Huang et al. 2015", note))
+
+
+def __getattr__(name: str):
+    """`TokenAccuracy` and `EntityScore` moved to `rnnbench.metrics`; still importable from here,
+    loaded on first use."""
+    if name in ("TokenAccuracy", "EntityScore"):
+        from rnnbench import metrics
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

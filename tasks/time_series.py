@@ -30,15 +30,17 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanSquaredError, Metric, MetricCollection
 
 from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, NonNegative, PerStepRegressor,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 NARMA_SEED = 10
 
@@ -97,34 +99,6 @@ def narma10(samples: int, seed: int = NARMA_SEED, transient: int = 200) -> tuple
     if not np.isfinite(y).all():
         raise BenchmarkError(f"NARMA-10 diverged for seed {seed}; choose another series length")
     return u[transient:], y[transient:]
-
-
-# --------------------------------------------------------------------------- metric
-
-
-class NormalisedRMSE(Metric):
-    """NRMSE = sqrt(mean (prediction - target)^2) / std(target), over every value it was given."""
-
-    full_state_update = False
-    higher_is_better = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        for name in ("squared_error", "target_sum", "target_square_sum", "count"):
-            self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, predictions: Tensor, targets: Tensor) -> None:
-        predictions, targets = predictions.double(), targets.double()
-        self.squared_error += ((predictions - targets) ** 2).sum()
-        self.target_sum += targets.sum()
-        self.target_square_sum += (targets ** 2).sum()
-        self.count += targets.numel()
-
-    def compute(self) -> Tensor:
-        count = self.count.clamp(min=1)
-        mean = self.target_sum / count
-        variance = (self.target_square_sum / count - mean ** 2).clamp(min=1e-24)
-        return torch.sqrt(self.squared_error / count / variance)
 
 
 # --------------------------------------------------------------------------- batches
@@ -227,6 +201,10 @@ class SeriesPrediction(Task):
         return PerStepRegressor(encoder_output_size, out_features=1)
 
     def metrics(self) -> MetricCollection:
+        from torchmetrics import MeanSquaredError, MetricCollection
+
+        from rnnbench.metrics import NormalisedRMSE
+
         return MetricCollection({"nrmse": NormalisedRMSE(), "rmse": MeanSquaredError(squared=False)})
 
 
@@ -322,3 +300,11 @@ class Narma10(SeriesPrediction):
 
     def references(self) -> tuple[Reference, ...]:
         return (Reference("predict the mean", 1.0, "NRMSE definition"),)
+
+
+def __getattr__(name: str):
+    """`NormalisedRMSE` moved to `rnnbench.metrics`; still importable from here, loaded on first use."""
+    if name == "NormalisedRMSE":
+        from rnnbench.metrics import NormalisedRMSE
+        return NormalisedRMSE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
