@@ -2,9 +2,11 @@
 
 A row is one (architecture, configuration), where configuration is every setting but the seed;
 it shows the mean and standard deviation over its completed seeds of the task's primary test
-metric, and the outcome of every other seed (diverged, failed, interrupted, running): none is
-dropped silently. Ranking rule: a configuration with any seed that did not complete ranks below
-every configuration whose seeds all completed. Only comparable configurations are ranked together:
+metric, the seeds a sweep planned for it (`planned`, from the plan recorded in the store), and the
+outcome of every other seed (diverged, failed, interrupted, running): none is dropped silently.
+Ranking rule: a configuration with any seed that did not complete, or with fewer completed seeds
+than planned, ranks below every configuration whose planned seeds all completed. A tuning sweep's
+trials are not ranked: only each pair's best configuration, re-run with every seed. Only comparable configurations are ranked together:
 one table per value of the task's own settings that vary (e.g. `task.length`) and per budget.
 """
 
@@ -23,6 +25,12 @@ def leaderboard_frames(store: ResultStore, task: str | None = None) -> dict[str,
     """{title: table}, one table per task and comparable group: "copy", or "copy (task.length=20,
     steps=6, batch=16)" when a task's runs differ in task settings or budget."""
     runs = store.runs_frame()
+    planned = store.sweep_frame()
+    # a tuning trial ranks only as its pair's best configuration (chosen on validation), never alone
+    trials_only = set(planned.run_id[planned.role == "trial"]) - set(planned.run_id[planned.role != "trial"])
+    runs = runs[~runs.run_id.isin(trials_only)]
+    planned_seeds = planned[planned.role != "trial"].groupby("config_id").seed.nunique()
+    runs = runs.assign(planned=runs.config_id.map(planned_seeds).fillna(0).astype(int))
     if task is not None:
         runs = runs[runs.task == task]
     frames = {}
@@ -65,13 +73,14 @@ def _table(runs: pd.DataFrame) -> pd.DataFrame:
             f"{primary} (mean)": completed.score.mean(),
             "std": completed.score.std(ddof=1) if len(completed) > 1 else float("nan"),
             "seeds": len(completed),
+            "planned": max(int(group.planned.max()), len(group)),   # by a sweep, or run so far
             "not completed": _outcomes(group.status),
             "params": int(group.parameters.dropna().mean()) if group.parameters.notna().any() else None,
             f"{unit}/s": completed.items_per_second.mean(),
             "budget": _budget(config),
         })
     table = pd.DataFrame(rows)
-    table["_incomplete"] = table["not completed"] != "-"
+    table["_incomplete"] = (table["not completed"] != "-") | (table["seeds"] < table["planned"])
     table = table.sort_values(["_incomplete", f"{primary} (mean)"],
                               ascending=[True, direction == "min"], na_position="last")
     return table.drop(columns="_incomplete").reset_index(drop=True)

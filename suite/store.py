@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
 CREATE TABLE IF NOT EXISTS sweep_runs (
     sweep TEXT NOT NULL REFERENCES sweeps (name) ON DELETE CASCADE,
     run_id TEXT NOT NULL,
+    config_id TEXT NOT NULL,
     architecture TEXT NOT NULL,
     task TEXT NOT NULL,
     seed INTEGER NOT NULL,
@@ -391,13 +392,13 @@ class ResultStore:
                        (name, to_json(spec, non_finite_as_text=True), time.time()))
 
     def plan_runs(self, sweep: str, runs: list[dict[str, Any]]) -> None:
-        """Record runs as planned by a sweep: dicts with run_id, architecture, task, seed, role
+        """Record runs as planned by a sweep: dicts with run_id, config_id, architecture, task, seed, role
         ('run', 'trial' or 'best'), trial (its number, or None) and params (a tuning trial's
         sampled settings). A run planned again in the same role keeps one row; a tuned pair's
         best configuration with the trials' seed is the same run as its best trial, in two roles."""
         with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO sweep_runs VALUES (?,?,?,?,?,?,?,?)",
-                           [(sweep, run["run_id"], run["architecture"], run["task"], run["seed"],
+            db.executemany("INSERT OR REPLACE INTO sweep_runs VALUES (?,?,?,?,?,?,?,?,?)",
+                           [(sweep, run["run_id"], run["config_id"], run["architecture"], run["task"], run["seed"],
                              run["role"], run.get("trial"), to_json(run.get("params") or {},
                                                                     non_finite_as_text=True))
                             for run in runs])
@@ -454,7 +455,7 @@ class ResultStore:
         where, values = ("WHERE s.sweep = ?", (name,)) if name is not None else ("", ())
         with self._connect() as db:
             frame = pd.read_sql_query(
-                "SELECT s.sweep, s.run_id, s.architecture, s.task, s.seed, s.role, s.trial, s.params, "
+                "SELECT s.sweep, s.run_id, s.config_id, s.architecture, s.task, s.seed, s.role, s.trial, s.params, "
                 "coalesce(r.status, 'planned') AS status, r.metrics, r.wall_time_s FROM sweep_runs s "
                 f"LEFT JOIN runs r ON r.run_id = s.run_id {where} ORDER BY s.rowid", db, params=values)
         for column in ("params", "metrics"):

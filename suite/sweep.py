@@ -51,7 +51,7 @@ class PlannedRun:
         return f"{self.architecture} on {self.task} (seed {self.seed}{trial})"
 
     def as_record(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "architecture": self.architecture, "task": self.task,
+        return {"run_id": self.run_id, "config_id": self.config_id, "architecture": self.architecture, "task": self.task,
                 "seed": self.seed, "role": self.role, "trial": self.trial, "params": self.params}
 
 

@@ -210,7 +210,9 @@ class Driver:
             self._pool = [self._start_worker(slot) for slot in range(self.workers)]
             while True:
                 for worker in self._idle():
-                    job = self._next(source, held, bar)
+                    if not worker.process.is_alive():   # died while idle: replaced, nothing lost
+                        worker = self._replace(worker)
+                    job = self._next(source, held, bar, worker)
                     if job is None:
                         break
                     worker.job, worker.started = job, time.perf_counter()
@@ -231,8 +233,8 @@ class Driver:
     def _idle(self) -> list[_Worker]:
         return [worker for worker in self._pool if worker.job is None]
 
-    def _next(self, source: RunSource, held: list[PlannedRun], bar: tqdm) -> PlannedRun | None:
-        """The next run that is neither completed nor held elsewhere, claimed for a worker."""
+    def _next(self, source: RunSource, held: list[PlannedRun], bar: tqdm, worker: _Worker) -> PlannedRun | None:
+        """The next run that is neither completed nor held elsewhere, claimed for `worker`."""
         while True:
             retry = self._take_released(held)
             job = retry or source.next_run()
@@ -244,7 +246,6 @@ class Driver:
                 bar.update(1)
                 source.finished(job, "completed", record.metrics)
                 continue
-            worker = self._idle()[0]
             holder = self.store.claim(job.run_id, worker.process.pid)
             if holder is not None:
                 held.append(job)
@@ -286,11 +287,12 @@ class Driver:
         if reply.get("stopped"):   # a signal stopped this worker alone: it has exited
             self._replace(worker)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> _Worker:
         slot = self._pool.index(worker)
         worker.process.join(timeout=STOP_GRACE_S)
         worker.connection.close()
         self._pool[slot] = self._start_worker(slot)
+        return self._pool[slot]
 
     def _crashed(self, worker: _Worker, source: RunSource, bar: tqdm) -> None:
         """Record the run of a worker that died, as failed with the cause, and replace it."""

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from helpers import QUICK
-from rnnbench.cli import _variants
+from rnnbench.cli import _vary
 from rnnbench.leaderboard import render
 from rnnbench.runner import run
 from rnnbench.store import ResultStore
@@ -61,10 +61,15 @@ def test_the_leaderboard_shows_the_metric_as_a_function_of_the_length(tmp_path):
 
 
 def test_vary_expands_to_every_combination_of_values():
-    variants = _variants(["task.length=50,100", "arch.hidden_size=32,64,128"])
-    assert len(variants) == 6
-    assert {"task.length": "100", "arch.hidden_size": "32"} in variants
-    assert _variants([]) == [{}]
+    from rnnbench.sweep import plan_sweep
+    from rnnbench.sweepfile import SweepSpec
+
+    vary = _vary(["task.length=50,100", "arch.hidden_size=32,64,128"])
+    runs = plan_sweep(SweepSpec("v", ["rnn"], ["copy"], [0], None, dict(QUICK), vary)).runs
+    assert len(runs) == 6
+    assert {(run.config["task.length"], run.config["arch.hidden_size"]) for run in runs} == {
+        (length, size) for length in (50, 100) for size in (32, 64, 128)}
+    assert _vary([]) == {}
 
 
 @pytest.mark.slow

@@ -161,6 +161,18 @@ def test_the_leaderboard_ranks_a_sweeps_seeds(tmp_path):
     assert means == sorted(means)
 
 
+def test_the_leaderboard_says_how_many_seeds_a_sweep_planned_and_ranks_short_ones_last(tmp_path, capsys):
+    path, store_path = _quick_file(tmp_path), str(tmp_path / "r.sqlite")
+    assert cli.main(["sweep", str(path), "--store", store_path, "--no-progress"]) == 0
+    store = ResultStore(store_path)
+    gru_seed_1 = [run for run in plan_sweep(load(path)).runs if run.architecture == "gru" and run.seed == 1][0]
+    with store._connect() as db:   # as if that seed had never run
+        db.execute("DELETE FROM runs WHERE run_id = ?", (gru_seed_1.run_id,))
+    board = leaderboard_frames(store)["adding"]
+    assert list(board.architecture) == ["rnn", "gru"]          # the short configuration last
+    assert list(board.seeds) == [2, 1] and list(board.planned) == [2, 2]
+
+
 # --------------------------------------------------------------------------- failures, isolated
 
 
@@ -326,6 +338,10 @@ def test_tuning_gives_each_pair_the_same_trials_and_reruns_the_best_by_validatio
         assert tuning.trials[architecture] == 3 and tuning.best_run_id[architecture] == best_trial
         assert set(tuning.importances[architecture]) <= {"optim.lr", "arch.hidden_size"}
         assert "test/mse" in frame[frame.run_id == best_trial].metrics.iloc[0]
+    # the leaderboard ranks each pair's best configuration over its seeds, not the trials
+    board = leaderboard_frames(store)["adding"]
+    assert sorted(board.architecture) == ["gru", "rnn"]
+    assert list(board.seeds) == [2, 2] and list(board.planned) == [2, 2]
 
 
 def test_a_tuning_sweep_started_again_continues_the_same_study(tmp_path):
