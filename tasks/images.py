@@ -142,11 +142,3 @@ class ImageDensity(Task):
 
 def _as_batch(images: Tensor):
     return lambda index: Batch(GridBatch(images[index]), images[index])
-
-
-def __getattr__(name: str):
-    """`BernoulliNLL` moved to `rnnbench.metrics`; still importable from here, loaded on first use."""
-    if name == "BernoulliNLL":
-        from rnnbench.metrics import BernoulliNLL
-        return BernoulliNLL
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

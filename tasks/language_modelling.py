@@ -193,11 +193,3 @@ class PennTreebank(Task):
         """Words joined by spaces, one sentence per line."""
         words = self.vocabulary.decode(ids.tolist())
         return " ".join(words).replace(f" {END_OF_SENTENCE} ", "\n").replace(END_OF_SENTENCE, "\n")
-
-
-def __getattr__(name: str):
-    """`Perplexity` moved to `rnnbench.metrics`; still importable from here, loaded on first use."""
-    if name == "Perplexity":
-        from rnnbench.metrics import Perplexity
-        return Perplexity
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

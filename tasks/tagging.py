@@ -246,12 +246,3 @@ class CoNLL2003NER(_TaggingTask):
         return (Reference("BiLSTM-CNN-CRF", 0.9121, "Ma & Hovy 2016", note),
                 Reference("LSTM-CRF", 0.9094, "Lample et al. 2016", note),
                 Reference("BiLSTM-CRF", 0.9010, "Huang et al. 2015", note))
-
-
-def __getattr__(name: str):
-    """`TokenAccuracy` and `EntityScore` moved to `rnnbench.metrics`; still importable from here,
-    loaded on first use."""
-    if name in ("TokenAccuracy", "EntityScore"):
-        from rnnbench import metrics
-        return getattr(metrics, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

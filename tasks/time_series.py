@@ -300,11 +300,3 @@ class Narma10(SeriesPrediction):
 
     def references(self) -> tuple[Reference, ...]:
         return (Reference("predict the mean", 1.0, "NRMSE definition"),)
-
-
-def __getattr__(name: str):
-    """`NormalisedRMSE` moved to `rnnbench.metrics`; still importable from here, loaded on first use."""
-    if name == "NormalisedRMSE":
-        from rnnbench.metrics import NormalisedRMSE
-        return NormalisedRMSE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,8 @@ from rnnbench.heads import PerPixelBernoulli
 from rnnbench.model import BenchmarkModel
 from rnnbench.runner import run
 from rnnbench.store import ResultStore
-from rnnbench.tasks.images import THRESHOLD, BernoulliNLL, ImageDensity
+from rnnbench.metrics import BernoulliNLL
+from rnnbench.tasks.images import THRESHOLD, ImageDensity
 
 TINY = {"task.train_size": "256", "task.val_size": "64", "task.test_size": "64",
         "trainer.batch_size": "32", "trainer.max_steps": "40", "trainer.val_every_steps": "40",

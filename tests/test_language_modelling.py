@@ -16,7 +16,8 @@ from rnnbench.errors import BenchmarkError
 from rnnbench.contracts import Batch, SequenceBatch
 from rnnbench.model import build_model, count_parameters
 from rnnbench.store import ResultStore
-from rnnbench.tasks.language_modelling import LanguageModellingOptions, PennTreebank, Perplexity, StreamBatches
+from rnnbench.metrics import Perplexity
+from rnnbench.tasks.language_modelling import LanguageModellingOptions, PennTreebank, StreamBatches
 
 pytestmark = pytest.mark.data("ptb")
 

@@ -8,7 +8,8 @@ from rnnbench import runner
 from rnnbench.contracts import IGNORE_INDEX
 from rnnbench.crf import ConditionalRandomField
 from rnnbench.errors import BenchmarkError
-from rnnbench.tasks.tagging import (CoNLL2003NER, EntityScore, TaggingOptions, TokenAccuracy, UniversalPOS,
+from rnnbench.metrics import EntityScore, TokenAccuracy
+from rnnbench.tasks.tagging import (CoNLL2003NER, TaggingOptions, UniversalPOS,
                            iob1_to_iob2, read_conll2003, read_conllu)
 
 TINY_TAGGING = {"task.train_sentences": "300", "task.eval_sentences": "60", "arch.hidden_size": "16",

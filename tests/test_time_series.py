@@ -7,7 +7,8 @@ from rnnbench.errors import BenchmarkError
 from rnnbench.heads import PerStepRegressor
 from rnnbench.model import BenchmarkModel
 from rnnbench.runner import prepare, run
-from rnnbench.tasks.time_series import (ChunkedStreams, MackeyGlass, NormalisedRMSE, free_run, mackey_glass,
+from rnnbench.metrics import NormalisedRMSE
+from rnnbench.tasks.time_series import (ChunkedStreams, MackeyGlass, free_run, mackey_glass,
                                narma10, scale_to_unit_interval)
 
 TINY = {"task.train_steps": "600", "task.val_steps": "200", "task.test_steps": "200",
