@@ -36,6 +36,7 @@ from rnnbench.heads import Head
 from rnnbench.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
                          hidden_size_for_budget)
 from rnnbench.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
+from rnnbench.recording import Recorder
 from rnnbench.store import ResultStore
 
 LOG_EVERY = 25  # steps between train-loss logs and divergence checks
@@ -223,7 +224,7 @@ class RecordProgress(Callback):
     died after writing the round but before its checkpoint) replaces its round instead of adding
     a second one."""
 
-    def __init__(self, store: ResultStore, run_id: str) -> None:
+    def __init__(self, store: Recorder, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.train_seconds = 0.0
         self._since = time.perf_counter()
@@ -242,8 +243,7 @@ class RecordProgress(Callback):
             return
         values = {name: float(value) for name, value in trainer.callback_metrics.items()
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
-        earlier = {epoch for epoch, step, *_ in self.store.history(self.run_id) if step < trainer.global_step}
-        self.store.add_history(self.run_id, len(earlier), trainer.global_step, values)
+        self.store.add_round(self.run_id, trainer.global_step, values)
 
 
 class ValidateAtBudgetEnd(Callback):
@@ -455,7 +455,7 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
     """The model of a completed run at its best validation checkpoint (what its test metrics
     measured), rebuilt from its recorded settings; a BenchmarkError if there is no such run."""
     record = store.get(run_id)
-    checkpoint = store.path.parent / "checkpoints" / run_id / "best.ckpt"
+    checkpoint = store.checkpoint_root / run_id / "best.ckpt"
     if record is None or record.status != "completed" or not checkpoint.exists():
         state = "never run" if record is None else record.status
         raise BenchmarkError(f"run {run_id} has no completed training with a checkpoint in "
@@ -473,10 +473,11 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
 
 
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
-        preset: str | None = None, seed: int = 0, store: ResultStore | str | os.PathLike = "runs/rnnbench.sqlite",
+        preset: str | None = None, seed: int = 0, store: Recorder | str | os.PathLike = "runs/rnnbench.sqlite",
         progress: bool = True, wandb: bool = False, check: bool = True, keep_last: bool = False,
         group: str | None = None) -> RunResult:
-    """Train and evaluate one run, recording it in `store`.
+    """Train and evaluate one run, recording it in `store` (a results store, its path, or another
+    `rnnbench.recording.Recorder`: a Ray task's messages to its sweep's driver).
 
     A completed run keeps only its best checkpoint (`checkpoints/RUN_ID/best.ckpt` beside the
     store), unless `keep_last` keeps its resume point `last.ckpt` too. `group`: the sweep it
@@ -495,7 +496,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     prepared = prepare(architecture_name, task_name, overrides, preset, seed)
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id
-    store = store if isinstance(store, ResultStore) else ResultStore(store)
+    store = ResultStore(store) if isinstance(store, (str, os.PathLike)) else store
     store.mark_stale_runs()
     architecture, task = architecture_cls(), task_cls(config.task_options)
 
@@ -505,7 +506,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     splits = task.splits(config.trainer.batch_size, seed)
     module = BenchmarkModule(model, task, config, steps_per_epoch=len(splits.train))
     parameters = count_parameters(model)
-    checkpoint_dir = store.path.parent / "checkpoints" / run_id
+    checkpoint_dir = store.checkpoint_root / run_id
     resume_from = resume_checkpoint(checkpoint_dir, store.status_of(run_id))
 
     task_info = {"primary_metric": task.primary_metric, "direction": task.direction,
@@ -533,7 +534,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
                          hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
                          peak_memory_mb=memory.peak_mb(), environment=env, **measured)
 
-    logger = _logger(wandb, prepared, seed, group, store.path.parent)
+    logger = _logger(wandb, prepared, seed, group, store.checkpoint_root.parent)
     try:
         caught: list[warnings.WarningMessage] = []
         try:
@@ -570,7 +571,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
 
 def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig, checkpoint_dir: Path,
                         resume_from: Path | None, recorder: RecordProgress, metrics: dict[str, float],
-                        timings: dict[str, float], logger: Any, store: ResultStore, progress: bool) -> None:
+                        timings: dict[str, float], logger: Any, store: Recorder, progress: bool) -> None:
     """Train within the budget (or fit the closed-form readout), then validate and test the best
     checkpoint, filling `metrics` as they are measured and `timings` (seconds in fit, and in the
     final validation and test); raise DivergedError if a loss diverged."""

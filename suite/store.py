@@ -157,6 +157,7 @@ class ResultStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self.checkpoint_root = self.path.parent / "checkpoints"   # checkpoints/RUN_ID/{best,last}.ckpt
         problem = path_problem(self.path)
         if problem or self.path.is_dir():
             problem = problem or f"{self.path} is a folder"
@@ -272,9 +273,11 @@ class ResultStore:
 
     def start_run(self, *, run_id: str, config_id: str, architecture: str, task: str,
                   architecture_version: int, task_version: int, seed: int, preset: str | None,
-                  config: dict[str, Any], task_info: dict[str, Any], keep_history: bool = False) -> None:
+                  config: dict[str, Any], task_info: dict[str, Any], keep_history: bool = False,
+                  hostname: str | None = None, pid: int | None = None) -> None:
         """Insert or reset a run row as running; its old history is dropped unless
-        `keep_history` (a run resumed from its checkpoint)."""
+        `keep_history` (a run resumed from its checkpoint). hostname, pid: of the process that
+        trains it (default: this one; a run reported by a Ray task names its own)."""
         with self._connect() as db:
             if not keep_history:
                 db.execute("DELETE FROM history WHERE run_id = ?", (run_id,))
@@ -296,7 +299,7 @@ class ResultStore:
                 "pid = excluded.pid, started_at = excluded.started_at, finished_at = NULL",
                 (run_id, config_id, architecture, task, architecture_version, task_version, seed,
                  preset, to_json(config, non_finite_as_text=True), to_json(task_info),
-                 socket.gethostname(), os.getpid(), time.time()))
+                 hostname or socket.gethostname(), pid or os.getpid(), time.time()))
 
     def add_history(self, run_id: str, epoch: int, step: int, values: dict[str, float]) -> None:
         """Record one evaluation round; non-finite values (a diverged loss) are left out."""
@@ -304,6 +307,16 @@ class ResultStore:
                 if math.isfinite(float(value))]
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO history VALUES (?,?,?,?,?)", rows)
+
+    def add_round(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        """Record the evaluation round at training step `step`, numbered by its step among the
+        run's rounds: a round repeated after a resume (same step) replaces itself."""
+        rows = [(name, float(value)) for name, value in values.items() if math.isfinite(float(value))]
+        with self._connect() as db:
+            (epoch,) = db.execute("SELECT count(DISTINCT epoch) FROM history WHERE run_id = ? AND step < ?",
+                                  (run_id, step)).fetchone()
+            db.executemany("INSERT OR REPLACE INTO history VALUES (?,?,?,?,?)",
+                           [(run_id, epoch, step, name, value) for name, value in rows])
 
     def set_curve(self, run_id: str, name: str, points: list[tuple[float, float]]) -> None:
         """Replace the run's curve `name` (y as a function of x, e.g. a diagnostic measured on

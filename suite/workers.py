@@ -86,22 +86,17 @@ def worker_main(connection: Any, store_path: str, threads: int, options: dict[st
     parent = os.getppid()
     threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()
     try:
-        import torch
-
-        torch.set_num_threads(threads)
-        from rnnbench import runner
-        from rnnbench.cli import _quiet
-
-        _quiet()
+        prepare_process(threads)
         store = ResultStore(store_path)
         while True:
             message = connection.recv()
             if message is None:
                 return
             job, modules = message
-            for module in modules:   # plugins registered in the driver's process, not by entry point
-                importlib.import_module(module)
-            reply = _run_job(runner, store, job, options)
+            try:
+                reply = run_job(store, job, modules, options)
+            finally:
+                store.release(job.run_id, os.getpid())
             connection.send(reply)
             if reply["status"] == "interrupted" and reply.get("stopped"):
                 return
@@ -120,14 +115,30 @@ def _stop_when_orphaned(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _run_job(runner: Any, store: ResultStore, job: PlannedRun, options: dict[str, Any]) -> dict[str, Any]:
+def prepare_process(threads: int) -> None:
+    """Set up a process that will run runs: its threads, and the runner imported once."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from rnnbench import runner  # noqa: F401
+    from rnnbench.cli import _quiet
+
+    _quiet()
+
+
+def run_job(recorder: Any, job: PlannedRun, modules: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """Run one job, recording through `recorder` (`rnnbench.recording.Recorder`); return a reply:
+    status, metrics, error (one line), timings, seconds, and `stopped` if a signal stopped it."""
+    from rnnbench import runner
     from rnnbench.errors import BenchmarkError
 
+    for module in modules:   # plugins registered in the driver's process, not by entry point
+        importlib.import_module(module)
     started = time.perf_counter()
     reply: dict[str, Any] = {"run_id": job.run_id, "metrics": {}, "error": None, "timings": {}}
     try:
         result = runner.run(job.architecture, job.task, job.overrides, preset=job.preset, seed=job.seed,
-                            store=store, progress=False, check=options["check"],
+                            store=recorder, progress=False, check=options["check"],
                             keep_last=options["keep_last"], wandb=options["wandb"],
                             group=options.get("group"))
         reply.update(status="completed", metrics=result.metrics, timings=result.timings)
@@ -135,12 +146,10 @@ def _run_job(runner: Any, store: ResultStore, job: PlannedRun, options: dict[str
         reply.update(status="interrupted", error="stopped by a signal; its checkpoint is kept",
                      stopped=True)
     except BenchmarkError as error:
-        reply.update(status=store.status_of(job.run_id) or "failed", error=" ".join(str(error).split()))
+        reply.update(status=recorder.status_of(job.run_id) or "failed", error=" ".join(str(error).split()))
     except Exception as error:   # recorded by the runner as failed; the worker goes on
-        reply.update(status=store.status_of(job.run_id) or "failed",
+        reply.update(status=recorder.status_of(job.run_id) or "failed",
                      error=f"{type(error).__name__}: {' '.join(str(error).split())}")
-    finally:
-        store.release(job.run_id, os.getpid())
     reply["seconds"] = time.perf_counter() - started
     return reply
 
@@ -157,17 +166,86 @@ class _Worker:
 
 
 @dataclass
-class Driver:
-    """Starts and feeds the workers; see the module docstring."""
+class Scheduler:
+    """What every sweep backend does around its runs: take the next run that is neither completed
+    nor held by another process, claim it, and settle its outcome (recorded, released, counted,
+    reported). The backends: `Driver` (local workers) and `rnnbench.ray_backend.RayDriver`."""
 
     store: ResultStore
-    workers: int = 1
     check: bool = True
     keep_last: bool = False
     wandb: bool = False
     group: str | None = None
     progress: bool = True
     outcomes: SweepOutcomes = field(default_factory=SweepOutcomes)
+
+    def run_options(self) -> dict[str, Any]:
+        """What each run is given besides its job (see `run_job`)."""
+        return {"check": self.check, "keep_last": self.keep_last, "wandb": self.wandb, "group": self.group}
+
+    def _progress_bar(self, planned: int) -> tqdm:
+        return tqdm(total=planned, desc="sweep", unit="run", disable=not self.progress, dynamic_ncols=True)
+
+    def _next(self, source: RunSource, held: list[PlannedRun], bar: tqdm, pid: int) -> PlannedRun | None:
+        """The next run that is neither completed nor held elsewhere, claimed for process `pid`."""
+        while True:
+            job = self._take_released(held) or source.next_run()
+            if job is None:
+                return None
+            record = self.store.get(job.run_id)
+            if record is not None and record.status == "completed":
+                self.outcomes["skipped"] += 1
+                bar.update(1)
+                source.finished(job, "completed", record.metrics)
+                continue
+            if self.store.claim(job.run_id, pid) is not None:
+                held.append(job)
+                continue
+            return job
+
+    def _take_released(self, held: list[PlannedRun]) -> PlannedRun | None:
+        for job in list(held):
+            if self.store.claim_holder(job.run_id) is None:
+                held.remove(job)
+                return job
+        return None
+
+    def _settle(self, job: PlannedRun, status: str, error: str | None, metrics: dict[str, float],
+                source: RunSource, bar: tqdm, pid: int | None) -> None:
+        """A run ended: record it if it could not (it failed before it recorded itself, e.g. its
+        dataset went missing, or its process died), release its claim, count and report it."""
+        if status != "completed" and self.store.status_of(job.run_id) in (None, "running"):
+            self._record(job, status if status == "interrupted" else "failed",
+                         error or "the run ended without recording a result")
+        self.store.release(job.run_id, pid)
+        record = self.store.get(job.run_id) if status != "completed" else None
+        self._count(job, status, (record.error if record else None) or error, metrics, bar)
+        source.finished(job, status, metrics)
+
+    def _record(self, job: PlannedRun, status: str, error: str) -> None:
+        self.store.record_failure(run_id=job.run_id, config_id=job.config_id, architecture=job.architecture,
+                                  task=job.task, architecture_version=job.architecture_version,
+                                  task_version=job.task_version, seed=job.seed, preset=job.preset,
+                                  config=job.config, error=error, status=status)
+
+    def _count(self, job: PlannedRun, status: str, error: str | None, metrics: dict[str, float],
+               bar: tqdm) -> None:
+        self.outcomes[status] += 1
+        bar.update(1)
+        if status == "completed":
+            primary = _primary(job.task, metrics)
+            tqdm.write(f"{job.label}: completed" + (f", {primary}" if primary else ""))
+        else:
+            line = f"{job.label}: {status}: {error or '(no message)'}"
+            self.outcomes.errors.append(line)
+            tqdm.write(line)
+
+
+@dataclass
+class Driver(Scheduler):
+    """Starts and feeds the local workers; see the module docstring."""
+
+    workers: int = 1
 
     def __post_init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
@@ -180,8 +258,7 @@ class Driver:
 
     def _start_worker(self, slot: int) -> _Worker:
         ours, theirs = self._context.Pipe()
-        options = {"check": self.check, "keep_last": self.keep_last, "wandb": self.wandb,
-                   "group": self.group}
+        options = self.run_options()
         saved = os.environ.get("CUDA_VISIBLE_DEVICES")
         if self._gpus:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
@@ -204,7 +281,7 @@ class Driver:
     def execute(self, source: RunSource, planned: int) -> SweepOutcomes:
         """Run what `source` gives until it is exhausted; return the outcomes."""
         self.store.mark_stale_runs()
-        bar = tqdm(total=planned, desc="sweep", unit="run", disable=not self.progress, dynamic_ncols=True)
+        bar = self._progress_bar(planned)
         held: list[PlannedRun] = []           # claimed by another process: retried later
         try:
             self._pool = [self._start_worker(slot) for slot in range(self.workers)]
@@ -212,7 +289,7 @@ class Driver:
                 for worker in self._idle():
                     if not worker.process.is_alive():   # died while idle: replaced, nothing lost
                         worker = self._replace(worker)
-                    job = self._next(source, held, bar, worker)
+                    job = self._next(source, held, bar, worker.process.pid)
                     if job is None:
                         break
                     worker.job, worker.started = job, time.perf_counter()
@@ -233,32 +310,6 @@ class Driver:
     def _idle(self) -> list[_Worker]:
         return [worker for worker in self._pool if worker.job is None]
 
-    def _next(self, source: RunSource, held: list[PlannedRun], bar: tqdm, worker: _Worker) -> PlannedRun | None:
-        """The next run that is neither completed nor held elsewhere, claimed for `worker`."""
-        while True:
-            retry = self._take_released(held)
-            job = retry or source.next_run()
-            if job is None:
-                return None
-            record = self.store.get(job.run_id)
-            if record is not None and record.status == "completed":
-                self.outcomes["skipped"] += 1
-                bar.update(1)
-                source.finished(job, "completed", record.metrics)
-                continue
-            holder = self.store.claim(job.run_id, worker.process.pid)
-            if holder is not None:
-                held.append(job)
-                continue
-            return job
-
-    def _take_released(self, held: list[PlannedRun]) -> PlannedRun | None:
-        for job in list(held):
-            if self.store.claim_holder(job.run_id) is None:
-                held.remove(job)
-                return job
-        return None
-
     def _collect(self, busy: list[_Worker], source: RunSource, bar: tqdm) -> None:
         waitables = [worker.connection for worker in busy] + [worker.process.sentinel for worker in busy]
         ready = multiprocessing.connection.wait(waitables, timeout=POLL_S) if waitables else time.sleep(POLL_S)
@@ -275,15 +326,10 @@ class Driver:
                 self._crashed(worker, source, bar)
 
     def _finish(self, worker: _Worker, reply: dict[str, Any], source: RunSource, bar: tqdm) -> None:
-        job, status = worker.job, reply["status"]
+        job = worker.job
         worker.job = None
-        if status != "completed" and self.store.status_of(job.run_id) in (None, "running"):
-            # it failed before it could record itself (e.g. its dataset went missing)
-            self._record(job, status if status == "interrupted" else "failed", reply.get("error") or
-                         "the run ended without recording a result")
-        self.store.release(job.run_id, worker.process.pid)
-        self._count(job, status, reply.get("error"), reply.get("metrics") or {}, bar)
-        source.finished(job, status, reply.get("metrics") or {})
+        self._settle(job, reply["status"], reply.get("error"), reply.get("metrics") or {}, source, bar,
+                     worker.process.pid)
         if reply.get("stopped"):   # a signal stopped this worker alone: it has exited
             self._replace(worker)
 
@@ -300,33 +346,11 @@ class Driver:
         code = worker.process.exitcode
         cause = (f"its worker process was killed by signal {-code} ({_signal_name(-code)})"
                  if code is not None and code < 0 else f"its worker process exited with code {code}")
-        if self.store.status_of(job.run_id) in (None, "running"):
-            self._record(job, "failed", cause)
-        self.store.release(job.run_id, worker.process.pid)
-        record = self.store.get(job.run_id)
-        status = record.status if record is not None else "failed"
-        self._count(job, status, (record.error if record else None) or cause, {}, bar)
-        source.finished(job, status, {})
+        recorded = self.store.status_of(job.run_id)
+        status = recorded if recorded not in (None, "running") else "failed"
+        self._settle(job, status, cause, {}, source, bar, worker.process.pid)
         worker.job = None
         self._replace(worker)
-
-    def _record(self, job: PlannedRun, status: str, error: str) -> None:
-        self.store.record_failure(run_id=job.run_id, config_id=job.config_id, architecture=job.architecture,
-                                  task=job.task, architecture_version=job.architecture_version,
-                                  task_version=job.task_version, seed=job.seed, preset=job.preset,
-                                  config=job.config, error=error, status=status)
-
-    def _count(self, job: PlannedRun, status: str, error: str | None, metrics: dict[str, float],
-               bar: tqdm) -> None:
-        self.outcomes[status] += 1
-        bar.update(1)
-        if status == "completed":
-            primary = _primary(job.task, metrics)
-            tqdm.write(f"{job.label}: completed" + (f", {primary}" if primary else ""))
-        else:
-            line = f"{job.label}: {status}: {error or '(no message)'}"
-            self.outcomes.errors.append(line)
-            tqdm.write(line)
 
     def _show(self, bar: tqdm) -> None:
         running = [f"{w.job.architecture}/{w.job.task}/{w.job.seed}" for w in self._pool if w.job]
