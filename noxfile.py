@@ -40,8 +40,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def slow(session: nox.Session) -> None:
-    """Long tests: real training to published-quality numbers."""
-    _install(session, "[test]")
+    """Long tests: real training to published-quality numbers, and sweeps killed, raced and run on a
+    local Ray cluster."""
+    _install(session, "[test,ray]")
     session.run("pytest", "-q", "-m", "slow", *session.posargs, env=TEST_ENV | {"RNNBENCH_DATA": _data_dir()})
 
 

@@ -171,7 +171,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rnnbench.constraints import Between, check
     from rnnbench.store import ResultStore
     from rnnbench.sweep import UNSUCCESSFUL, check_conformance, describe, plan_sweep, planned_run, status_text
-    from rnnbench.workers import Driver, PlanSource
+    from rnnbench.workers import Driver, PlanSource, threads_per_worker
 
     words = args.target or []
     status = words[:1] == ["status"]
@@ -181,6 +181,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                              "or `rnnbench sweep status leaderboards/quick/sweep.yaml`")
     check("--workers", args.workers, Between(1, MAX_WORKERS), hint=": the number of runs at once, "
                                                                     "e.g. --workers 2")
+    if args.backend != "ray" and (args.address or args.storage):
+        raise BenchmarkError("--address and --storage belong to the Ray backend: add --backend ray")
     spec = _sweep_file(files[0], args) if files else _sweep_from_flags(args)
     sweep_plan = plan_sweep(spec)
     store = ResultStore(_store_path(args))
@@ -202,9 +204,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         source = TuningSource(sweep_plan.tuned, spec, store)
     else:
         source = PlanSource(sweep_plan.runs)
-    driver = Driver(store, workers=args.workers, check=not args.no_check, keep_last=args.keep_last,
-                    wandb=args.wandb, group=spec.name, progress=not args.no_progress)
-    outcomes = driver.execute(source, sweep_plan.planned)
+    options = {"check": not args.no_check, "keep_last": args.keep_last, "wandb": args.wandb,
+               "group": spec.name, "progress": not args.no_progress}
+    if args.backend == "ray":
+        from rnnbench.ray_backend import execute_on_ray
+
+        outcomes = execute_on_ray(store, source, sweep_plan.planned, address=args.address,
+                                  storage=args.storage, threads=threads_per_worker(1), **options)
+    else:
+        outcomes = Driver(store, workers=args.workers, **options).execute(source, sweep_plan.planned)
     errors = outcomes.errors + getattr(source, "failures", [])
     print(f"sweep {spec.name} done: " + (", ".join(f"{count} {state}" for state, count
                                                    in sorted(outcomes.items())) or "nothing to run"))
@@ -463,6 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--workers", type=int, default=1,
                       help="runs at once, each worker a long-lived process (default 1; on GPUs at "
                            "most one per GPU)")
+    many.add_argument("--backend", choices=["local", "ray"], default="local",
+                      help="local: --workers processes on this machine (default); ray: a Ray cluster, "
+                           "one task per run (pip install 'rnnbench[ray]')")
+    many.add_argument("--address", help="the Ray cluster to use, HOST:PORT (default: a new local one)")
+    many.add_argument("--storage", help="with --backend ray: a folder every node reaches, for the "
+                                        "checkpoints (default: the store's folder)")
     many.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     many.add_argument("--keep-last", action="store_true", help="keep each completed run's last.ckpt "
                                                                "(by default only best.ckpt is kept)")

@@ -1,8 +1,8 @@
 """Resuming an interrupted run from its last checkpoint, exactly.
 
 `SaveResumePoint` is the only writer of `last.ckpt` (Lightning's `ModelCheckpoint` writes only
-`best.ckpt`). It writes it after every validation, every `CHECKPOINT_EVERY_STEPS` training steps,
-and when the run is interrupted, always to a temporary file that is then renamed, so that a kill
+`best.ckpt`). It writes it after every validation, every `CHECKPOINT_EVERY_STEPS` training steps
+(but after the validation when one is due at that step), and when the run is interrupted, always to a temporary file that is then renamed, so that a kill
 at any moment leaves either the previous checkpoint or the new one, never a torn one. Lightning's
 own `ModelCheckpoint(save_last=True)` and `OnExceptionCheckpoint` write in place, and the latter
 saves wherever the exception lands, in the middle of a batch, which is why they are not used.
@@ -75,9 +75,11 @@ class ResumableBatches:
         return {"pass_index": self.pass_index, "completed": self.completed}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        pass_index, completed = state["pass_index"], state["completed"]
-        finished = completed >= len(self)
-        self._resume_at = (pass_index + 1, 0) if finished else (pass_index, completed)
+        # A resume point is always written inside an epoch (at a batch's end or its validation),
+        # so Lightning re-enters the saved epoch even when its last batch was trained, iterates
+        # it (finding nothing left) and then starts the next: the saved pass resumes with what is
+        # left of it, which may be nothing, and the next pass follows in its own order.
+        self._resume_at = (state["pass_index"], state["completed"])
 
 
 def random_states() -> dict[str, Any]:
@@ -148,8 +150,20 @@ class SaveResumePoint(Checkpoint):
         trainer.save_checkpoint(partial)
         os.replace(partial, target)
 
+    @staticmethod
+    def _validation_due(trainer) -> bool:
+        """Whether Lightning validates right after this batch, by its own rule. A resume point
+        written before that validation would make a resumed run skip it (Lightning restores the
+        loop past the batch), so the point is written at the validation's end instead."""
+        try:
+            return bool(trainer.fit_loop.epoch_loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+        except AttributeError:   # another Lightning: write the point now, as before
+            return False
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
         self.batches.completed += 1
+        if self._validation_due(trainer):
+            return   # its end writes the resume point, and stops the run if a stop was asked for
         self._stop_if_requested(trainer)
         if trainer.global_step % self.every_steps == 0:
             self._save(trainer)

@@ -529,7 +529,8 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     def record(status: str, error: str | None = None, **measured: Any) -> None:
         env = {**environment(), "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
-               "peak_memory": memory.kind, "conformance": conformance, "timings": timings}
+               "peak_memory": memory.kind, "conformance": conformance, "timings": timings,
+               "resumed": resume_from is not None}
         store.finish_run(run_id, status, error=error, metrics=metrics, parameters=parameters,
                          hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
                          peak_memory_mb=memory.peak_mb(), environment=env, **measured)

@@ -94,6 +94,17 @@ def record_then_die(self, trainer, module):
     if trainer.global_step == kill_after_round_at:
         os.kill(os.getpid(), signal.SIGKILL)   # after the history write, before the checkpoint
 rnnbench.runner.RecordProgress.on_validation_end = record_then_die
+kill_after_resume_point_at = os.environ.get("KILL_AFTER_RESUME_POINT_AT", "")   # e.g. validation:6
+save_point = {"batch": rnnbench.resume.SaveResumePoint.on_train_batch_end,
+              "validation": rnnbench.resume.SaveResumePoint.on_validation_end}
+def saved_then_die(hook):
+    def hooked(self, trainer, *args):
+        save_point[hook](self, trainer, *args)
+        if kill_after_resume_point_at == f"{hook}:{trainer.global_step}":
+            os.kill(os.getpid(), signal.SIGKILL)   # right after the resume point is written
+    return hooked
+rnnbench.resume.SaveResumePoint.on_train_batch_end = saved_then_die("batch")
+rnnbench.resume.SaveResumePoint.on_validation_end = saved_then_die("validation")
 from rnnbench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -290,3 +301,25 @@ def test_dropout_between_fused_layers_draws_from_torch_like_the_fused_module(nam
     theirs, _ = nn.utils.rnn.pad_packed_sequence(fused(packed)[0], batch_first=True, total_length=9)
     assert isinstance(stacked.rnn, nn.ModuleList)
     assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("kill_at", ["batch:6", "validation:6", "validation:12"])
+def test_a_run_killed_at_an_epochs_last_batch_resumes_with_the_next_epoch_in_its_own_order(kill_at, tmp_path):
+    """96 items in batches of 16: 6 batches an epoch, validated every 6 steps. A kill right after a
+    resume point written at the end of an epoch, before its validation (batch:6) or after it, must
+    go on with the next epoch's order (not skip one) and validate where the run would have."""
+    settings = {**SMALL_COPY, "trainer.val_every_steps": "6", "optim.schedule": "constant"}
+    reference = runner.run("gru", "copy", settings, store=tmp_path / "a" / "r.sqlite", progress=False)
+    store = tmp_path / "b" / "r.sqlite"
+    process = subprocess.run(_cli_command(tmp_path, store, "gru", settings), cwd=ROOT,
+                             env={**os.environ, "KILL_AFTER_RESUME_POINT_AT": kill_at}, capture_output=True, text=True)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    resumed = runner.run("gru", "copy", settings, store=store, progress=False)
+    assert resumed.metrics == reference.metrics
+
+    def rounds(path: Path) -> list[tuple[int, float]]:   # every validation, where and what it measured
+        return [(step, value) for _, step, name, value in ResultStore(path).history(reference.run_id)
+                if name == "val/loss"]
+
+    assert [step for step, _ in rounds(store)] == [6, 12, 18, 24]
+    assert rounds(store) == rounds(tmp_path / "a" / "r.sqlite")
