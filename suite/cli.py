@@ -157,6 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seed, store = _seed(args), _store_path(args)
     result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
                         store=store, progress=not args.no_progress, wandb=args.wandb,
+                        tensorboard=args.tensorboard,
                         check=not args.no_check)
     print(f"run {result.run_id} completed: {result.parameters} parameters "
           f"(hidden size {result.hidden_size}), {result.items_per_second:,.0f} items/s, "
@@ -205,6 +206,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         source = PlanSource(sweep_plan.runs)
     options = {"check": not args.no_check, "keep_last": args.keep_last, "wandb": args.wandb,
+               "tensorboard": args.tensorboard,
                "group": spec.name, "progress": not args.no_progress}
     if args.backend == "ray":
         from rnnbench.ray_backend import execute_on_ray
@@ -449,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("task")
     single.add_argument("--seed", type=int, default=0)
     single.add_argument("--wandb", action="store_true", help="log to Weights & Biases (WANDB_MODE=offline works)")
+    single.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files beside "
+                                                                   "the store (tensorboard/)")
     single.add_argument("--no-check", action="store_true", help="run it even if the architecture fails "
                                                                 "the conformance kit (recorded with the run)")
     add_run_options(single)
@@ -480,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     many.add_argument("--keep-last", action="store_true", help="keep each completed run's last.ckpt "
                                                                "(by default only best.ckpt is kept)")
+    many.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files beside the "
+                                                                 "store, tensorboard/SWEEP/ARCH/TASK/SEED")
     many.add_argument("--wandb", action="store_true", help="log every run to Weights & Biases, grouped "
                                                            "by sweep (offline unless logged in)")
     many.add_argument("--leaderboard", action="store_true", help="print the leaderboard afterwards")

@@ -19,6 +19,7 @@ import time
 import warnings
 import dataclasses
 import functools
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -475,13 +476,13 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
         preset: str | None = None, seed: int = 0, store: Recorder | str | os.PathLike = "runs/rnnbench.sqlite",
         progress: bool = True, wandb: bool = False, check: bool = True, keep_last: bool = False,
-        group: str | None = None) -> RunResult:
+        group: str | None = None, tensorboard: bool = False) -> RunResult:
     """Train and evaluate one run, recording it in `store` (a results store, its path, or another
     `rnnbench.recording.Recorder`: a Ray task's messages to its sweep's driver).
 
     A completed run keeps only its best checkpoint (`checkpoints/RUN_ID/best.ckpt` beside the
     store), unless `keep_last` keeps its resume point `last.ckpt` too. `group`: the sweep it
-    belongs to (a W&B group).
+    belongs to (a W&B group). `wandb`, `tensorboard`: log there too (`_loggers`).
 
     `check`: first require the architecture, with its resolved options, to pass the conformance
     kit (`rnnbench.verdicts.require`: computed once, kept in the store; a BenchmarkError with the
@@ -535,16 +536,17 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
                          hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
                          peak_memory_mb=memory.peak_mb(), environment=env, **measured)
 
-    logger = _logger(wandb, prepared, seed, group, store.checkpoint_root.parent)
+    loggers = _loggers(wandb, tensorboard, prepared, seed, group, store.checkpoint_root.parent)
     try:
         caught: list[warnings.WarningMessage] = []
         try:
             with warnings.catch_warnings(record=True) as caught:
                 _train_and_evaluate(module, splits, config, checkpoint_dir, resume_from, recorder,
-                                    metrics, timings, logger, store, progress)
+                                    metrics, timings, loggers or False, store, progress)
         finally:
-            if logger:   # a worker runs many runs: each W&B run ends with its run
-                logger.experiment.finish()
+            for logger in loggers:   # a worker runs many runs: each W&B run ends with its run
+                if type(logger).__name__ == "WandbLogger":
+                    logger.experiment.finish()
             # the kernels without a deterministic implementation are recorded, the rest shown
             for warning in caught:
                 text = str(warning.message)
@@ -637,12 +639,30 @@ def _trainer_budget(config: RunConfig, steps_per_epoch: int) -> dict[str, Any]:
     return options
 
 
-def _logger(wandb: bool, prepared: PreparedRun, seed: int, group: str | None, folder: Path):
-    """A Weights & Biases logger writing beside the store (or under WANDB_DIR), or none. The run is
-    named architecture/task/seed and grouped by its sweep; it stays offline unless WANDB_MODE says
+def _loggers(wandb: bool, tensorboard: bool, prepared: PreparedRun, seed: int, group: str | None,
+             folder: Path) -> list[Any]:
+    """The run's loggers besides the store, writing beside it: TensorBoard event files under
+    tensorboard/SWEEP/architecture/task/seed, and Weights & Biases (`_wandb_logger`)."""
+    loggers = []
+    if tensorboard:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        if not any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")):
+            raise BenchmarkError("--tensorboard needs tensorboardX (or tensorboard): pip install "
+                                 "'rnnbench[tensorboard]'")
+        loggers.append(TensorBoardLogger(folder / "tensorboard", name=group or "runs",
+                                         version=f"{prepared.architecture.name}/{prepared.task.name}/{seed}",
+                                         default_hp_metric=False))
+        loggers[-1].log_hyperparams({**prepared.config.flat(), "run_id": prepared.run_id, "seed": seed})
+    if wandb:
+        loggers.append(_wandb_logger(prepared, seed, group, folder))
+    return loggers
+
+
+def _wandb_logger(prepared: PreparedRun, seed: int, group: str | None, folder: Path):
+    """A Weights & Biases logger writing beside the store (or under WANDB_DIR). The run is named
+    architecture/task/seed and grouped by its sweep; it stays offline unless WANDB_MODE says
     otherwise or the user is logged in (an API key in WANDB_API_KEY or ~/.netrc)."""
-    if not wandb:
-        return False
     try:
         from pytorch_lightning.loggers import WandbLogger
         import wandb as wandb_package

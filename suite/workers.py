@@ -140,6 +140,7 @@ def run_job(recorder: Any, job: PlannedRun, modules: list[str], options: dict[st
         result = runner.run(job.architecture, job.task, job.overrides, preset=job.preset, seed=job.seed,
                             store=recorder, progress=False, check=options["check"],
                             keep_last=options["keep_last"], wandb=options["wandb"],
+                            tensorboard=options["tensorboard"],
                             group=options.get("group"))
         reply.update(status="completed", metrics=result.metrics, timings=result.timings)
     except KeyboardInterrupt:
@@ -175,13 +176,15 @@ class Scheduler:
     check: bool = True
     keep_last: bool = False
     wandb: bool = False
+    tensorboard: bool = False
     group: str | None = None
     progress: bool = True
     outcomes: SweepOutcomes = field(default_factory=SweepOutcomes)
 
     def run_options(self) -> dict[str, Any]:
         """What each run is given besides its job (see `run_job`)."""
-        return {"check": self.check, "keep_last": self.keep_last, "wandb": self.wandb, "group": self.group}
+        return {"check": self.check, "keep_last": self.keep_last, "wandb": self.wandb,
+                "tensorboard": self.tensorboard, "group": self.group}
 
     def _progress_bar(self, planned: int) -> tqdm:
         return tqdm(total=planned, desc="sweep", unit="run", disable=not self.progress, dynamic_ncols=True)
@@ -406,8 +409,8 @@ class Driver(Scheduler):
 
 
 def execute(runs: list[PlannedRun], store: ResultStore, **options: Any) -> SweepOutcomes:
-    """Run a fixed list of runs with a `Driver` (options: workers, check, keep_last, wandb, group,
-    progress); completed runs are skipped."""
+    """Run a fixed list of runs with a `Driver` (options: workers, check, keep_last, wandb,
+    tensorboard, group, progress); completed runs are skipped."""
     return Driver(store, **options).execute(PlanSource(runs), len(runs))
 
 

@@ -376,3 +376,14 @@ def test_a_wandb_offline_sweep_writes_a_run_directory_per_run_grouped_by_sweep(t
     assert len(directories) == 2
     run_ids = set(ResultStore(tmp_path / "r.sqlite").runs_frame().run_id)
     assert {directory.name.rsplit("-", 1)[-1] for directory in directories} == run_ids
+
+
+def test_tensorboard_event_files_land_beside_the_store_per_sweep_and_run(tmp_path):
+    pytest.importorskip("tensorboardX")
+    path = _write(tmp_path, {"name": "boards", "architectures": ["gru"], "tasks": ["adding"], "seeds": 2,
+                             "set": dict(QUICK)})
+    assert cli.main(["sweep", str(path), "--store", str(tmp_path / "r.sqlite"), "--no-progress",
+                     "--tensorboard"]) == 0
+    for seed in (0, 1):
+        folder = tmp_path / "tensorboard" / "boards" / "gru" / "adding" / str(seed)
+        assert list(folder.glob("events.out.tfevents.*")), sorted(tmp_path.rglob("*"))
