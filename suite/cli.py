@@ -395,6 +395,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from rnnbench.leaderboard import render
     from rnnbench.store import ResultStore
 
+    words = args.action or []
+    if words[:1] == ["publish"] and len(words) == 2:
+        return _publish(args, words[1])
+    if words[:1] == ["compare"] and len(words) == 3:
+        return _compare(args, words[1], words[2])
+    if words:
+        raise BenchmarkError(f"`rnnbench leaderboard {' '.join(words)}` is not a command: use "
+                             f"`rnnbench leaderboard [--task T]`, `rnnbench leaderboard publish NAME` or "
+                             f"`rnnbench leaderboard compare A B`")
     path = _store_path(args)
     output = _output_file(args.output, "the leaderboard") if args.output is not None else None
     if args.task is not None and not args.task.strip():
@@ -421,6 +430,32 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"leaderboard written to {output}")
     else:
         print(text, end="")
+    return 0
+
+
+def _publish(args: argparse.Namespace, name: str) -> int:
+    from rnnbench.publish import ROOT, publish
+    from rnnbench.store import ResultStore
+
+    if not name.strip() or "/" in name or name.startswith("."):
+        raise BenchmarkError(f"'{name}' cannot name a leaderboard: use a folder name under {ROOT}/, "
+                             f"e.g. `rnnbench leaderboard publish quick`")
+    path = _store_path(args)
+    if not path.exists():
+        raise BenchmarkError(f"no results store at {path}: run the sweep first, or pass the --store it ran into")
+    folder = publish(ResultStore(path), name)
+    print(f"leaderboard {name} published in {folder}: README.md, index.html, results.csv, "
+          f"history.csv, summary.json, environment.json, plots/")
+    return 0
+
+
+def _compare(args: argparse.Namespace, first: str, second: str) -> int:
+    from rnnbench.leaderboard import compare, load_runs, render_comparison
+
+    names = (first, second)
+    frame = compare(load_runs(first), load_runs(second), names=names)
+    text = render_comparison(frame, args.format)
+    print(text, end="" if text.endswith("\n") else "\n")
     return 0
 
 
@@ -501,9 +536,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one of the architecture's own options, e.g. arch.num_layers=2")
     checker.set_defaults(handler=cmd_check)
 
-    board = commands.add_parser("leaderboard", help="tables from the results store")
+    board = commands.add_parser(
+        "leaderboard", help="tables from the results store; `publish NAME`, `compare A B`",
+        description="`rnnbench leaderboard` prints the tables of a results store. "
+                    "`rnnbench leaderboard publish NAME` writes leaderboards/NAME/ (README.md, index.html, "
+                    "results.csv, plots, ...) from the sweep file leaderboards/NAME/sweep.yaml and the "
+                    "store it ran into. `rnnbench leaderboard compare A B` puts two stores or published "
+                    "leaderboards side by side, with Welch's t-test on every difference.")
+    board.add_argument("action", nargs="*", metavar="publish NAME | compare A B")
     board.add_argument("--task")
-    board.add_argument("--format", choices=["md", "csv"], default="md")
+    board.add_argument("--format", choices=["md", "csv", "json", "latex"], default="md")
     board.add_argument("--output", help="write to this file instead of printing")
     board.add_argument("--store")
     board.set_defaults(handler=cmd_leaderboard)

@@ -9,7 +9,6 @@ trials (`rnnbench.tuning`) and then runs the best configuration with every seed.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -122,7 +121,6 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         registry.get_architecture(name)
     for name in task_names:
         registry.get_task(name)
-    grid = [dict(zip(spec.vary, values)) for values in itertools.product(*spec.vary.values())]
     runs: list[PlannedRun] = []
     tuned: list[TunedPair] = []
     for task in task_names:
@@ -132,7 +130,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                 continue
             base = {**spec.settings, **spec.task_settings.get(task, {}),
                     **spec.architecture_settings.get(architecture, {})}
-            for point in grid:
+            for point in spec.grid(architecture, task):
                 overrides = {**base, **point}
                 if spec.tune is not None:
                     from rnnbench.tuning import check_space

@@ -20,7 +20,8 @@ into a `SweepSpec` with one-line errors (unknown key, name or value type, with "
         optim.optimizer: {choice: [adam, sgd]}
     overrides:                                # settings for one task or one architecture
       tasks: {copy: {task.length: 50}}
-      architectures: {esn: {optim.optimizer: ridge}}
+      architectures:                          # each may vary on its own too
+        esn: {arch.hidden_size: 200, vary: {optim.optimizer: [ridge, adam]}}
 
 Setting names and values are checked by the configuration when the plan is made (`rnnbench.sweep`).
 """
@@ -28,6 +29,7 @@ Setting names and values are checked by the configuration when the plan is made 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,7 +65,8 @@ class TuneSpec:
 @dataclass(frozen=True)
 class SweepSpec:
     """A sweep, checked: `settings` are the fixed ones (`set`, budget and params), `vary` the grid,
-    `task_settings` / `architecture_settings` the per-name overrides."""
+    `task_settings` / `architecture_settings` the per-name overrides (and `task_vary` /
+    `architecture_vary` their own grids)."""
 
     name: str
     architectures: list[str] | None
@@ -75,6 +78,14 @@ class SweepSpec:
     tune: TuneSpec | None = None
     task_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     architecture_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    task_vary: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    architecture_vary: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def grid(self, architecture: str, task: str) -> list[dict[str, str]]:
+        """Every combination of the values varied for this pair: the sweep's own `vary` and
+        the pair's task and architecture overrides' `vary`."""
+        axes = {**self.vary, **self.task_vary.get(task, {}), **self.architecture_vary.get(architecture, {})}
+        return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,16 +167,7 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
             raise fail(f"params must be a parameter count such as 100k or 100000, got {_kind(params)}")
         settings["arch.params"] = setting_text(params)
 
-    vary_document = document.get("vary") or {}
-    if not isinstance(vary_document, dict):
-        raise fail(f"vary must map settings to lists of values, e.g. vary: {{task.length: [50, 100]}}, "
-                   f"got {_kind(vary_document)}")
-    vary = {}
-    for key, values in vary_document.items():
-        _setting_key(key, "vary", fail)
-        if not isinstance(values, list) or not values:
-            raise fail(f"vary.{key} must be a non-empty list of values, e.g. {key}: [50, 100]")
-        vary[key] = [_scalar_text(value, f"vary.{key}", fail) for value in values]
+    vary = _vary(document.get("vary") or {}, "vary", fail)
 
     overrides = document.get("overrides") or {}
     if not isinstance(overrides, dict):
@@ -174,18 +176,18 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
         if key not in ("tasks", "architectures"):
             raise fail(f"unknown key 'overrides.{key}'.{did_you_mean(str(key), ['tasks', 'architectures'])} "
                        f"Use overrides.tasks or overrides.architectures")
-    task_settings = _per_name(overrides.get("tasks"), "overrides.tasks", registry.tasks(), fail)
-    architecture_settings = _per_name(overrides.get("architectures"), "overrides.architectures",
-                                      registry.architectures(), fail)
+    task_settings, task_vary = _per_name(overrides.get("tasks"), "overrides.tasks", registry.tasks(), fail)
+    architecture_settings, architecture_vary = _per_name(overrides.get("architectures"),
+                                                         "overrides.architectures", registry.architectures(), fail)
 
     tune = _tune(document.get("tune"), fail) if document.get("tune") is not None else None
     if tune is not None:
-        both = set(tune.space) & set(vary)
+        both = set(tune.space) & (set(vary).union(*task_vary.values(), *architecture_vary.values()))
         if both:
             raise fail(f"{', '.join(sorted(both))} is both varied and tuned: keep it in one of vary "
                        f"or tune.space")
     return SweepSpec(name.strip(), architectures, tasks, seeds, preset, settings, vary, tune,
-                     task_settings, architecture_settings)
+                     task_settings, architecture_settings, task_vary, architecture_vary)
 
 
 def _kind(value: Any) -> str:
@@ -246,15 +248,36 @@ def _settings(value: Any, where: str, fail) -> dict[str, str]:
             for key, item in value.items()}
 
 
-def _per_name(value: Any, where: str, registered: dict[str, Any], fail) -> dict[str, dict[str, str]]:
+def _vary(value: Any, where: str, fail) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise fail(f"{where} must map settings to lists of values, e.g. {where}: {{task.length: [50, 100]}}, "
+                   f"got {_kind(value)}")
+    vary = {}
+    for key, values in value.items():
+        _setting_key(key, where, fail)
+        if not isinstance(values, list) or not values:
+            raise fail(f"{where}.{key} must be a non-empty list of values, e.g. {key}: [50, 100]")
+        vary[key] = [_scalar_text(item, f"{where}.{key}", fail) for item in values]
+    return vary
+
+
+def _per_name(value: Any, where: str, registered: dict[str, Any],
+              fail) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[str]]]]:
+    """(settings, grid) per name: a name's settings, and its own `vary` (e.g. two readouts of esn)."""
     if value is None:
-        return {}
+        return {}, {}
     if not isinstance(value, dict):
         raise fail(f"{where} must map names to settings, got {_kind(value)}")
-    for name in value:
+    settings, grids = {}, {}
+    for name, document in value.items():
         if name not in registered:
             raise fail(f"unknown name '{name}' in {where}.{did_you_mean(str(name), registered)}")
-    return {name: _settings(settings or {}, f"{where}.{name}", fail) for name, settings in value.items()}
+        document = dict(document or {})
+        grid = document.pop("vary", None)
+        settings[name] = _settings(document, f"{where}.{name}", fail)
+        if grid is not None:
+            grids[name] = _vary(grid, f"{where}.{name}.vary", fail)
+    return settings, grids
 
 
 def _tune(value: Any, fail) -> TuneSpec:

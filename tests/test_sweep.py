@@ -387,3 +387,17 @@ def test_tensorboard_event_files_land_beside_the_store_per_sweep_and_run(tmp_pat
     for seed in (0, 1):
         folder = tmp_path / "tensorboard" / "boards" / "gru" / "adding" / str(seed)
         assert list(folder.glob("events.out.tfevents.*")), sorted(tmp_path.rglob("*"))
+
+
+def test_an_architecture_may_vary_a_setting_of_its_own(tmp_path):
+    """The echo-state network with both readouts beside gradient-trained networks that have no
+    closed-form readout (optim.optimizer=ridge would be refused for them)."""
+    spec = parse({"architectures": ["esn", "gru"], "tasks": ["adding"], "seeds": 2, "set": dict(QUICK),
+                  "overrides": {"architectures": {"esn": {"arch.hidden_size": 20,
+                                                          "vary": {"optim.optimizer": ["ridge", "adam"]}}}}})
+    runs = plan_sweep(spec).runs
+    assert sorted((run.architecture, run.config["optim.optimizer"]) for run in runs if run.seed == 0) == [
+        ("esn", "adam"), ("esn", "ridge"), ("gru", "adam")]
+    assert {run.config["arch.hidden_size"] for run in runs if run.architecture == "esn"} == {20}
+    with pytest.raises(BenchmarkError, match="overrides.architectures.esn.vary.optim.optimizer must be a non-empty list"):
+        parse({"overrides": {"architectures": {"esn": {"vary": {"optim.optimizer": "ridge"}}}}})

@@ -1,0 +1,204 @@
+"""Leaderboard statistics from a runs table alone, its formats, the CSV round trip and comparing
+two sets of runs (issue 11)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import statistics
+
+import pandas as pd
+import pytest
+
+from helpers import QUICK
+from rnnbench.leaderboard import (compare, confidence_interval, leaderboard_frames, leaderboard_tables,
+                                  load_runs, markdown_table, read_results, render, render_comparison,
+                                  results_frame)
+from rnnbench.store import ResultStore
+
+T_975_2DF = 4.302652729911275     # Student t quantile 0.975 with 2 degrees of freedom (tables)
+CONFIG = {"task.length": 10, "trainer.max_steps": 60, "trainer.batch_size": 64, "optim.lr": 0.001,
+          "arch.hidden_size": 8}
+TASK_INFO = {"primary_metric": "mse", "direction": "min", "head": "regression", "item_unit": "steps",
+             "references": []}
+
+
+def _runs(rows: list[tuple], task: str = "adding", environment: dict | None = None) -> pd.DataFrame:
+    """A runs table (runs_frame()'s shape) from (architecture, scores or statuses, config changes)
+    rows: a score is a completed seed, a string a seed that ended so."""
+    records = []
+    for architecture, outcomes, *changes in rows:
+        config = {**CONFIG, **(changes[0] if changes else {})}
+        config_id = f"{architecture}-" + "-".join(f"{key}={value}" for key, value in sorted(config.items()))
+        for seed, outcome in enumerate(outcomes):
+            completed = not isinstance(outcome, str)
+            records.append({
+                "run_id": f"{config_id}-{seed}", "config_id": config_id, "architecture": architecture,
+                "task": task, "seed": seed, "status": "completed" if completed else outcome,
+                "config": config, "task_info": TASK_INFO,
+                "metrics": {"test/mse": outcome} if completed else {},
+                "environment": environment or {}, "parameters": 100, "items_per_second": 1000.0,
+                "wall_time_s": 2.0 + seed})
+    return pd.DataFrame(records)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_the_interval_is_students_t_over_the_completed_seeds():
+    scores = [0.1, 0.2, 0.4]
+    (table,) = leaderboard_tables(_runs([("rnn", scores + ["diverged"])])).values()
+    mean, std = statistics.mean(scores), statistics.stdev(scores)
+    half = T_975_2DF * std / math.sqrt(3)
+    row = table.iloc[0]
+    assert row["mse (mean)"] == pytest.approx(mean) and row["std"] == pytest.approx(std)
+    assert row["95% CI low"] == pytest.approx(mean - half) and row["95% CI high"] == pytest.approx(mean + half)
+    assert row["seeds"] == 3 and row["planned"] == 4 and row["not completed"] == "1 diverged"
+    assert row["wall time (s)"] == pytest.approx(3.0)      # completed seeds 0..2: 2, 3, 4 s
+    (single,) = leaderboard_tables(_runs([("rnn", [0.3])])).values()
+    assert math.isnan(single["95% CI low"].iloc[0]) and math.isnan(single["95% CI high"].iloc[0])
+
+
+def test_the_bootstrap_interval_is_deterministic():
+    runs = _runs([("rnn", [0.1, 0.2, 0.4, 0.3, 0.25])])
+    first = leaderboard_tables(runs, interval="bootstrap")["adding"]
+    again = leaderboard_tables(runs, interval="bootstrap")["adding"]
+    pd.testing.assert_frame_equal(first, again)
+    low, high = first["95% CI low"].iloc[0], first["95% CI high"].iloc[0]
+    assert 0.1 <= low < first["mse (mean)"].iloc[0] < high <= 0.4
+    assert confidence_interval([0.1, 0.2, 0.4, 0.3, 0.25], "bootstrap") == (low, high)
+    assert "95% CI" in markdown_table(first) and "±95%" not in markdown_table(first)
+
+
+def test_rows_not_distinguishable_from_the_best_are_marked_by_welchs_test():
+    runs = _runs([("rnn", [1.0, 1.1, 0.9]), ("gru", [1.05, 0.95, 1.02]), ("lstm", [5.0, 5.1, 4.9]),
+                  ("esn", [1.2])])
+    table = leaderboard_tables(runs)["adding"].set_index("architecture")
+    assert table.loc["rnn", "≈best"] == "best"
+    assert table.loc["gru", "≈best"] == "yes"       # the same within seed noise
+    assert table.loc["lstm", "≈best"] == ""         # clearly worse
+    assert table.loc["esn", "≈best"] == "n<2"       # one seed cannot be tested
+
+
+def test_a_configuration_with_a_diverged_seed_ranks_below_every_complete_one():
+    runs = _runs([("rnn", [0.01, 0.02, "diverged"]), ("gru", [0.5, 0.6, 0.55]), ("lstm", [0.3, 0.35, 0.32])])
+    table = leaderboard_tables(runs)["adding"]
+    assert list(table.architecture) == ["lstm", "gru", "rnn"]
+    assert list(table["not completed"]) == ["-", "-", "1 diverged"]
+
+
+def test_shared_settings_are_stated_once_above_the_table_not_as_a_column():
+    runs = _runs([("rnn", [0.1, 0.2]), ("gru", [0.3, 0.4])])
+    text = markdown_table(leaderboard_tables(runs)["adding"])
+    assert "Settings: budget steps=60, batch=64; task.length=10" in text
+    header = [line for line in text.splitlines() if line.startswith("| architecture")][0]
+    cells = [cell.strip() for cell in header.strip("|").split("|")]
+    assert cells[:3] == ["architecture", "mean", "±95%"]
+    assert "budget" not in cells and "settings" not in cells and "fixed params" not in cells
+    assert text.count("steps=60") == 1
+    # a setting that varies between rows is a column; the ESN's fixed reservoir has its own
+    varied = _runs([("rnn", [0.1, 0.2]), ("rnn", [0.3, 0.4], {"optim.lr": 0.01})],
+                   environment={"fixed_parameters": 4096})
+    table = leaderboard_tables(varied)["adding"]
+    assert list(table["fixed params"]) == [4096, 4096]
+    assert "optim.lr=0.01" in markdown_table(table) and "fixed params" in markdown_table(table)
+
+
+def test_a_tuned_pairs_trials_and_importances_are_listed_below_its_table():
+    runs = _runs([("rnn", [0.1, 0.2])])
+    tuning = pd.DataFrame([{"sweep": "tuned", "architecture": "rnn", "task": "adding", "trials": 3,
+                            "best_run_id": runs.run_id.iloc[0],
+                            "importances": {"optim.lr": 0.75, "arch.hidden_size": 0.25}}])
+    text = markdown_table(leaderboard_tables(runs, tuning=tuning)["adding"])
+    assert "Tuned rnn: 3 trials; hyper-parameter importances: optim.lr 0.75, arch.hidden_size 0.25" in text
+
+
+# --------------------------------------------------------------------------- a real store: formats, CSV
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> ResultStore:
+    from rnnbench.runner import run
+
+    path = tmp_path_factory.mktemp("board") / "r.sqlite"
+    for architecture in ("rnn", "gru"):
+        for seed in (0, 1):
+            run(architecture, "adding", QUICK, seed=seed, store=path, progress=False)
+    store = ResultStore(path)
+    gru = store.runs_frame().query("architecture == 'gru'")
+    store.record_sweep("s", {})   # as if a sweep had planned a third gru seed, not run yet
+    store.plan_runs("s", [{"run_id": run_id, "config_id": gru.config_id.iloc[0], "architecture": "gru",
+                           "task": "adding", "seed": seed, "role": "run", "trial": None, "params": {}}
+                          for run_id, seed in [*zip(gru.run_id, gru.seed), ("not-run-yet", 2)]])
+    return store
+
+
+def test_published_csv_reads_back_to_the_same_tables(store, tmp_path):
+    from_store = leaderboard_frames(store)
+    assert list(from_store["adding"].sort_values("architecture").planned) == [3, 2]   # gru: 3 planned
+    csv = tmp_path / "results.csv"
+    results_frame(store.runs_frame(), store.sweep_frame()).to_csv(csv, index=False)
+    again = leaderboard_tables(read_results(csv))
+    assert list(again) == list(from_store)
+    for title, table in from_store.items():
+        pd.testing.assert_frame_equal(again[title], table)
+        assert again[title].attrs["shared_settings"] == table.attrs["shared_settings"]
+    pd.testing.assert_frame_equal(load_runs(tmp_path).drop(columns=["planned_seeds", "tuning_trial"]),
+                                  read_results(csv).drop(columns=["planned_seeds", "tuning_trial"]))
+    loaded = load_runs(store.path)
+    assert len(loaded) == 4 and list(loaded.planned_seeds.sort_values()) == [0, 0, 3, 3]   # rnn: no plan
+
+
+def test_the_formats_json_latex_csv_and_markdown(store):
+    (table,) = json.loads(render(store, "adding", "json"))
+    assert table["title"] == "adding" and table["task"] == "adding"
+    assert table["shared_settings"]["budget"] == "steps=6, batch=16" and table["shared_settings"]["task.length"] == 6
+    row = table["rows"][0]
+    assert isinstance(row["mse (mean)"], float) and isinstance(row["seeds"], int)
+    assert row["≈best"] == "best"
+    latex = render(store, "adding", "latex")
+    assert all(rule in latex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    assert r"task.train\_size=64" in latex and r"$\pm$95\%" in latex
+    assert render(store, "adding", "csv").startswith("architecture,settings,mse (mean)")
+    markdown = render(store, "adding")
+    assert "Settings: budget steps=6, batch=16; " in markdown and "predict 1 baseline" in markdown
+
+
+def test_latex_escapes_names():
+    runs = _runs([("my_rnn&co", [0.1, 0.2])], task="copy_50%")
+    runs["task_info"] = [{**TASK_INFO, "primary_metric": "bits_per_char"}] * len(runs)
+    runs["metrics"] = [{"test/bits_per_char": 0.5}] * len(runs)
+    (frame,) = leaderboard_tables(runs).values()
+    from rnnbench.leaderboard import _latex_table
+    latex = _latex_table("copy_50%", frame)
+    assert r"my\_rnn\&co" in latex and r"copy\_50\%" in latex and "my_rnn" not in latex
+
+
+def test_json_has_null_for_an_interval_of_one_seed():
+    frame = leaderboard_tables(_runs([("rnn", [0.3])]))["adding"]
+    from rnnbench.leaderboard import _json_table
+    table = json.loads(json.dumps(_json_table("adding", frame)))
+    assert table["rows"][0]["95% CI low"] is None and table["rows"][0]["mse (mean)"] == 0.3
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_compare_flags_a_real_difference_and_not_seed_noise():
+    a = _runs([("rnn", [1.0, 1.1, 0.9]), ("gru", [0.50, 0.52, 0.51]), ("lstm", [0.4, 0.41])])
+    b = _runs([("rnn", [1.02, 0.93, 1.07]), ("gru", [0.20, 0.21, 0.22]), ("esn", [0.9, 0.8])])
+    b.loc[b.architecture == "gru", "config_id"] = "gru-of-a-later-version"   # matched by settings
+    frame = compare(a, b, names=("old", "new")).set_index("architecture")
+    assert frame.loc["rnn", "beyond seed noise"] == "no"
+    assert frame.loc["gru", "beyond seed noise"] == "yes"
+    assert frame.loc["gru", "difference"] == pytest.approx(0.21 - 0.51)
+    assert frame.loc["gru", "mean old"] == pytest.approx(0.51) and frame.loc["gru", "seeds new"] == 3
+    assert frame.loc["lstm", "beyond seed noise"] == "only in old"
+    assert frame.loc["esn", "beyond seed noise"] == "only in new"
+    assert len(frame) == 4
+    text = render_comparison(frame.reset_index())
+    assert "beyond seed noise" in text and "only in new" in text
+    rows = json.loads(render_comparison(frame.reset_index(), "json"))
+    assert {row["architecture"] for row in rows} == {"rnn", "gru", "lstm", "esn"}
+    assert pd.read_csv(io.StringIO(render_comparison(frame.reset_index(), "csv"))).shape[0] == 4
