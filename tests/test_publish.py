@@ -1,0 +1,88 @@
+"""`rnnbench leaderboard publish NAME` and `compare A B` (issue 11)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from helpers import QUICK
+from rnnbench import cli
+from rnnbench.leaderboard import leaderboard_tables, markdown_table, read_results, render_tables
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch):
+    """A sweep file committed under leaderboards/pub/, run into a store, then published."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "leaderboards" / "pub"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({
+        "name": "pub", "architectures": ["rnn", "gru"], "tasks": ["adding"], "seeds": 3, "set": dict(QUICK)}))
+    store = str(tmp_path / "runs" / "r.sqlite")
+    assert cli.main(["sweep", "leaderboards/pub/sweep.yaml", "--store", store, "--no-progress", "--workers", "2"]) == 0
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    return folder, store
+
+
+def test_publish_writes_the_folder_with_every_part(published):
+    folder, _ = published
+    for name in ("sweep.yaml", "README.md", "index.html", "results.csv", "history.csv", "summary.json",
+                 "environment.json"):
+        assert (folder / name).is_file(), name
+    plots = sorted(path.name for path in (folder / "plots").glob("*.png"))
+    assert plots == ["adding-learning-curves.png", "adding-parameters.png", "adding-throughput.png"]
+    readme = (folder / "README.md").read_text()
+    assert "rnnbench sweep leaderboards/pub/sweep.yaml --store STORE" in readme
+    assert "Hardware: cpu" in readme and "![" in readme
+    environment = json.loads((folder / "environment.json").read_text())
+    assert environment["runs"]["torch"] and environment["published"]["date"]
+    results = read_results(folder / "results.csv")
+    assert len(results) == 6 and set(results.status) == {"completed"} and set(results.seed) == {0, 1, 2}
+
+
+def test_every_number_in_the_readme_is_recomputed_from_results_csv_alone(published):
+    folder, _ = published
+    tables = leaderboard_tables(read_results(folder / "results.csv"))
+    readme = (folder / "README.md").read_text()
+    assert tables
+    for title, table in tables.items():
+        assert f"## {title}" in readme
+        assert markdown_table(table) in readme          # the same table, digit for digit
+        assert list(table.planned) == [3, 3]            # planned seeds travel in the file
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary == json.loads(render_tables(tables, read_results(folder / "results.csv"), "json"))
+
+
+def test_compare_puts_a_store_beside_its_published_leaderboard(published, capsys):
+    folder, store = published
+    capsys.readouterr()
+    assert cli.main(["leaderboard", "compare", store, str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "rnn" in out and "gru" in out and "yes" not in out.split("beyond")[-1]   # same runs: no difference
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["leaderboard", "publish", "missing"], "no sweep file at leaderboards/missing/sweep.yaml"),
+    (["leaderboard", "publish", "../x"], "cannot name a leaderboard"),
+    (["leaderboard", "frobnicate"], "is not a command"),
+])
+def test_publish_refuses_what_it_cannot_publish_in_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "r.sqlite"
+    from rnnbench.store import ResultStore
+    ResultStore(store)
+    assert cli.main([*argv, "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_publish_of_a_sweep_that_never_ran_says_how_to_run_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "leaderboards" / "later").mkdir(parents=True)
+    (tmp_path / "leaderboards" / "later" / "sweep.yaml").write_text("name: later\ntasks: [adding]\n")
+    from rnnbench.store import ResultStore
+    ResultStore(tmp_path / "r.sqlite")
+    assert cli.main(["leaderboard", "publish", "later", "--store", str(tmp_path / "r.sqlite")]) == 2
+    assert "sweep 'later' has not run" in capsys.readouterr().err
