@@ -72,33 +72,28 @@ def plot_metric_against_setting(points: pd.DataFrame, setting: str, metric: str,
                                 output: str | Path) -> Path:
     """`points`: one row per run with columns architecture, value (of `setting`), score. Mean and
     95% band per architecture."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
-    for architecture, runs in points.groupby("architecture", sort=True):
-        rows = sorted((value, *mean_and_half_width(group.score)) for value, group in runs.groupby("value"))
-        x, y, half = (pd.Series(column, dtype=float) for column in zip(*rows))
-        line, = axis.plot(x, y, marker="o", label=architecture)
-        axis.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
-    axis.set_xlabel(setting)
-    axis.set_ylabel(f"test {metric}")
-    axis.set_title(title)
-    axis.grid(True, alpha=0.3)
-    axis.legend(fontsize="small")
-    return _save(figure, output)
+    return _bands(points, "value", "score", setting, f"test {metric}", title, output, marker="o")
 
 
 def plot_learning_curves(history: pd.DataFrame, metric: str, title: str, output: str | Path) -> Path:
     """`history`: one row per (run, evaluation round) with columns architecture, run_id, step, value
     (the validation metric). Mean and 95% band over the runs of each architecture, per step."""
+    return _bands(history, "step", "value", "training step", f"validation {metric}", title, output)
+
+
+def _bands(points: pd.DataFrame, x_column: str, y_column: str, x_label: str, y_label: str, title: str,
+           output: str | Path, marker: str | None = None) -> Path:
+    """One line per architecture: the mean of `y_column` at each value of `x_column`, with its
+    95% band."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
-    for architecture, rounds in history.groupby("architecture", sort=True):
-        rows = sorted((step, *mean_and_half_width(group.value)) for step, group in rounds.groupby("step"))
+    for architecture, members in points.groupby("architecture", sort=True):
+        rows = sorted((x, *mean_and_half_width(group[y_column])) for x, group in members.groupby(x_column))
         x, y, half = (pd.Series(column, dtype=float) for column in zip(*rows))
-        line, = axis.plot(x, y, label=architecture)
+        line, = axis.plot(x, y, marker=marker, label=architecture)
         axis.fill_between(x, y - half, y + half, color=line.get_color(), alpha=0.2)
-    axis.set_xlabel("training step")
-    axis.set_ylabel(f"validation {metric}")
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
     axis.set_title(title)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize="small")

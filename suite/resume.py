@@ -132,6 +132,12 @@ class SaveResumePoint(Checkpoint):
             self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
 
     def teardown(self, trainer, module, stage: str) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        self._restore_handlers()   # an interrupted fit ends here, without `teardown`
+
+    def _restore_handlers(self) -> None:
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers.clear()

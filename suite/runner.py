@@ -556,9 +556,11 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
                     warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                            warning.lineno)
     except BaseException as error:
+        # Lightning turns a KeyboardInterrupt into SystemExit(1) once it has shut the loop down
         interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
         status = "diverged" if isinstance(error, DivergedError) else "interrupted" if interrupted else "failed"
-        record(status, error=f"{type(error).__name__}: {error}")
+        record(status, error=(f"{type(error).__name__}: {error}" if not interrupted else
+                              "stopped by Ctrl-C or SIGTERM; running it again resumes from its last checkpoint"))
         if interrupted:
             recorded = KeyboardInterrupt()
             recorded.recorded = True  # type: ignore[attr-defined]
@@ -596,6 +598,10 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
                          num_sanity_val_steps=0, deterministic="warn",
                          default_root_dir=str(checkpoint_dir))
     fit_started = time.perf_counter()
+    # SaveResumePoint alone handles SIGINT and SIGTERM (a stop at a clean point). Lightning's own
+    # SIGTERM handler would end the run mid-loop (SystemExit) without a resume point, and at
+    # teardown reinstate the handler it found (ours), which a worker would then keep between runs.
+    trainer._signal_connector.register_signal_handlers = lambda: None
     if config.optim.optimizer == "ridge":
         fit_closed_form_readout(module, splits.train, recorder)
         best_path = None

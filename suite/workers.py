@@ -163,7 +163,6 @@ class _Worker:
     process: Any
     connection: Any
     job: PlannedRun | None = None
-    started: float = 0.0
 
 
 @dataclass
@@ -295,7 +294,7 @@ class Driver(Scheduler):
                     job = self._next(source, held, bar, worker.process.pid)
                     if job is None:
                         break
-                    worker.job, worker.started = job, time.perf_counter()
+                    worker.job = job
                     worker.connection.send((job, _plugin_modules(job)))
                 busy = [worker for worker in self._pool if worker.job is not None]
                 if not busy and not held:   # nothing running, nothing to wait for, nothing to start

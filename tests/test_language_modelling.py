@@ -163,13 +163,13 @@ def test_sampling_from_a_task_that_is_not_a_language_model_is_refused(tmp_path, 
     assert "not a language model" in capsys.readouterr().err
 
 
-def _ctrl_c_at(step: int, monkeypatch):
-    """Press Ctrl-C (a real SIGINT to this process) while training step `step` runs."""
+def _ctrl_c_at(step: int, monkeypatch, signum: int = signal.SIGINT):
+    """Press Ctrl-C (a real SIGINT to this process), or send `signum`, while training step `step` runs."""
     original = runner.BenchmarkModule.training_step
 
     def interrupted(self, batch, index):
         if self.global_step == step:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
         return original(self, batch, index)
 
     monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
@@ -182,23 +182,27 @@ def _ctrl_c_at(step: int, monkeypatch):
               "trainer.val_every_steps": "none", "trainer.early_stopping": "false"}),
     ("ptb", {**TINY_PTB, "trainer.max_epochs": "2"}),
 ])
-def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, settings, tmp_path, monkeypatch):
-    """Ctrl-C mid-epoch finishes the batch, writes the resume point and stops; the same command
-    again continues at the next batch, with the carried state of truncated BPTT, so the result is
-    exactly that of an uninterrupted run."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, settings, signum, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, which a sweep sends its workers) mid-epoch finishes the batch, writes the
+    resume point and stops; the same command again continues at the next batch, with the carried
+    state of truncated BPTT, so the result is exactly that of an uninterrupted run."""
     monkeypatch.setattr(rnnbench.resume, "CHECKPOINT_EVERY_STEPS", 3)
     reference = runner.run("lstm", task, settings, store=tmp_path / "a" / "r.sqlite", progress=False)
     steps_per_epoch = 5 if task == "copy" else len(_ptb(train_tokens=3000).splits(4, 0).train)
     interrupt_at = steps_per_epoch + 1  # in the second epoch, between two periodic checkpoints
-    original = _ctrl_c_at(interrupt_at, monkeypatch)
-    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT after a Ctrl-C
+    original = _ctrl_c_at(interrupt_at, monkeypatch, signum)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     store = ResultStore(tmp_path / "b" / "r.sqlite")
     try:
         with pytest.raises(KeyboardInterrupt):
             runner.run("lstm", task, settings, store=store, progress=False)
+        assert signal.getsignal(signal.SIGTERM) == handlers[signal.SIGTERM]   # the run gave it back
     finally:
-        signal.signal(signal.SIGINT, handler)
+        for number, handler in handlers.items():   # Lightning ignores SIGINT after a Ctrl-C
+            signal.signal(number, handler)
     assert store.status_of(reference.run_id) == "interrupted"
+    assert "SystemExit" not in store.get(reference.run_id).error
     rounds_before = {epoch for epoch, *_ in store.history(reference.run_id)}
     assert rounds_before == {0}
 
