@@ -43,11 +43,14 @@ class PlannedRun:
     role: str = "run"
     trial: int | None = None
     params: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    point: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def label(self) -> str:
+        """'lstm on copy (task.length=100, seed 0)': the run, its grid point and seed (and trial)."""
+        point = "".join(f"{key}={value}, " for key, value in self.point.items())
         trial = f", trial {self.trial}" if self.trial is not None else ""
-        return f"{self.architecture} on {self.task} (seed {self.seed}{trial})"
+        return f"{self.architecture} on {self.task} ({point}seed {self.seed}{trial})"
 
     def as_record(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "config_id": self.config_id, "architecture": self.architecture, "task": self.task,
@@ -56,12 +59,13 @@ class PlannedRun:
 
 def planned_run(architecture: str, task: str, seed: int, overrides: dict[str, str],
                 preset: str | None, role: str = "run", trial: int | None = None,
-                params: dict[str, Any] | None = None) -> PlannedRun:
-    """Resolve one run (a BenchmarkError for any bad name or value) into a PlannedRun."""
+                params: dict[str, Any] | None = None, point: dict[str, str] | None = None) -> PlannedRun:
+    """Resolve one run (a BenchmarkError for any bad name or value) into a PlannedRun; `point`:
+    the grid's values for it, shown in its label."""
     prepared = prepare(architecture, task, overrides, preset, seed)
     return PlannedRun(architecture, task, seed, prepared.run_id, prepared.config_id,
                       prepared.architecture.version, prepared.task.version, dict(overrides), preset,
-                      prepared.config.flat(), role, trial, dict(params or {}))
+                      prepared.config.flat(), role, trial, dict(params or {}), dict(point or {}))
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                     check_space(architecture, task, overrides, spec)
                     tuned.append(TunedPair(architecture, task, overrides, spec.preset))
                     continue
-                runs += [planned_run(architecture, task, seed, overrides, spec.preset)
+                runs += [planned_run(architecture, task, seed, overrides, spec.preset, point=point)
                          for seed in spec.seeds]
     if not runs and not tuned:
         raise BenchmarkError("the sweep selects no compatible pair: see `rnnbench list --matrix`")
