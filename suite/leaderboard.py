@@ -81,7 +81,8 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
     for name, title, members in _groups(runs):
         frame = _table(members, interval)
         frame.attrs.update(task=name, shared_settings=_shared_settings(members),
-                           tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)))
+                           tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)),
+                           threads=_thread_counts(members))
         frames[title] = frame
     return frames
 
@@ -251,6 +252,13 @@ def _shared_settings(runs: pd.DataFrame) -> dict:
         if len(values) == 1 and configs[0].get(key) is not None:
             shared[key] = configs[0][key]
     return shared
+
+
+def _thread_counts(runs: pd.DataFrame) -> list[int]:
+    """The CPU thread counts the completed runs trained with (recorded in their environment)."""
+    completed = runs[runs.status == "completed"]
+    return sorted({int(environment["threads"]) for environment in completed.environment
+                   if isinstance(environment, dict) and environment.get("threads") is not None})
 
 
 def _tuning_notes(runs: pd.DataFrame, tuning: pd.DataFrame | None) -> list[dict]:
@@ -545,8 +553,12 @@ def _short(frame: pd.DataFrame) -> pd.DataFrame:
 def markdown_table(frame: pd.DataFrame) -> str:
     """One leaderboard table as Markdown: its legend and shared settings, the table with short
     column names, and a tuned sweep's trial counts and importances below it."""
-    text = (_legend(frame) + "\n\nSettings: " + _settings_text(frame.attrs["shared_settings"]) + "\n\n"
-            + _short(frame).to_markdown(index=False, floatfmt=".4g") + "\n")
+    text = _legend(frame) + "\n\nSettings: " + _settings_text(frame.attrs["shared_settings"]) + "\n\n"
+    threads = frame.attrs.get("threads", [])
+    if len(threads) > 1:   # results are reproducible per thread count, and throughput depends on it
+        text += (f"Rows were produced with different CPU thread counts ({', '.join(map(str, threads))}): "
+                 f"their results and throughput compare only within one count.\n\n")
+    text += _short(frame).to_markdown(index=False, floatfmt=".4g") + "\n"
     for note in frame.attrs.get("tuning", []):
         importances = ", ".join(f"{key} {value:.2f}" for key, value in note["importances"].items())
         text += (f"\nTuned {note['architecture']}: {note['trials']} trials; hyper-parameter importances: "
@@ -571,7 +583,7 @@ def _json_value(value: object) -> object:
 def _json_table(title: str, frame: pd.DataFrame) -> dict:
     return {"title": title, "task": frame.attrs["task"], "primary_metric": frame.attrs["primary_metric"],
             "direction": frame.attrs["direction"], "shared_settings": frame.attrs["shared_settings"],
-            "rows": _records(frame), "tuning": frame.attrs["tuning"]}
+            "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"]}
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",

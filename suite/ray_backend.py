@@ -26,7 +26,7 @@ from typing import Any
 from rnnbench.errors import BenchmarkError
 from rnnbench.store import ResultStore
 from rnnbench.sweep import PlannedRun, SweepOutcomes
-from rnnbench.workers import POLL_S, RunSource, Scheduler, _plugin_modules, prepare_process, run_job
+from rnnbench.workers import POLL_S, RunSource, Scheduler, plugin_modules, prepare_process, run_job
 
 RETRIES = 3   # Ray retries a run this many times if its worker process or node dies
 RECORDS = ("start_run", "add_round", "finish_run", "record_conformance")   # what a message may do
@@ -125,15 +125,17 @@ class RayDriver(Scheduler):
                     job = self._next(source, held, bar, os.getpid())
                     if job is None:
                         break
-                    reference = task.remote(job, _plugin_modules(job), options, messages, str(self.store.path),
+                    reference = task.remote(job, plugin_modules(job), options, messages, str(self.store.path),
                                             str(checkpoint_root), self.store.status_of(job.run_id))
                     in_flight[reference] = job
                 if not in_flight and not held:
                     break
                 bar.set_postfix_str(", ".join(f"{j.architecture}/{j.task}/{j.seed}" for j in in_flight.values()),
                                     refresh=False)
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S) if in_flight else ([], None)
-                if not in_flight:
+                if in_flight:
+                    ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_S)
+                else:   # only runs held by another sweep: wait for them
+                    ready = []
                     time.sleep(POLL_S)
                 self._drain(messages)
                 for reference in ready:

@@ -154,9 +154,6 @@ class TuningSource:
             if _pair_key(state.pair) == run.params.get("pair"):
                 self._tell(state, run.run_id, run.params[TRIAL], status, metrics)
 
-    def exhausted(self) -> bool:
-        return all(state.best_runs == [] for state in self.studies)
-
     # ---- the best configuration
 
     def _best_runs(self, state: _PairStudy) -> list[PlannedRun]:

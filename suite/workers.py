@@ -42,13 +42,11 @@ class RunSource(Protocol):
     results come in (`rnnbench.tuning.TuningSource`)."""
 
     def next_run(self) -> PlannedRun | None:
-        """The next run to start, or None when none can start until a running one finishes."""
+        """The next run to start, or None when none can start until a running one finishes (with
+        nothing running, None means the source is done)."""
 
     def finished(self, run: PlannedRun, status: str, metrics: dict[str, float]) -> None:
         """A run of this source ended (or was found completed)."""
-
-    def exhausted(self) -> bool:
-        """Nothing more will come (given that every run handed out has finished)."""
 
 
 class PlanSource:
@@ -62,9 +60,6 @@ class PlanSource:
 
     def finished(self, run: PlannedRun, status: str, metrics: dict[str, float]) -> None:
         pass
-
-    def exhausted(self) -> bool:
-        return not self.pending
 
 
 def threads_per_worker(workers: int) -> int:
@@ -295,7 +290,7 @@ class Driver(Scheduler):
                     if job is None:
                         break
                     worker.job = job
-                    worker.connection.send((job, _plugin_modules(job)))
+                    worker.connection.send((job, plugin_modules(job)))
                 busy = [worker for worker in self._pool if worker.job is not None]
                 if not busy and not held:   # nothing running, nothing to wait for, nothing to start
                     break
@@ -413,7 +408,7 @@ def execute(runs: list[PlannedRun], store: ResultStore, **options: Any) -> Sweep
     return Driver(store, **options).execute(PlanSource(runs), len(runs))
 
 
-def _plugin_modules(job: PlannedRun) -> list[str]:
+def plugin_modules(job: PlannedRun) -> list[str]:
     """The modules that registered the job's architecture and task, for a worker to import: a
     plugin registered by the user's own code (not through an entry point) is found there too."""
     from rnnbench import registry

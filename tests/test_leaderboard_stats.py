@@ -202,3 +202,14 @@ def test_compare_flags_a_real_difference_and_not_seed_noise():
     rows = json.loads(render_comparison(frame.reset_index(), "json"))
     assert {row["architecture"] for row in rows} == {"rnn", "gru", "lstm", "esn"}
     assert pd.read_csv(io.StringIO(render_comparison(frame.reset_index(), "csv"))).shape[0] == 4
+
+
+def test_a_table_says_when_its_rows_were_produced_with_different_thread_counts():
+    runs = _runs([("rnn", [0.10, 0.11, 0.12]), ("gru", [0.20, 0.21, 0.22])])
+    runs["environment"] = [{"threads": 1}] * 3 + [{"threads": 2}] * 3
+    [table] = leaderboard_tables(runs).values()
+    assert table.attrs["threads"] == [1, 2]
+    assert "different CPU thread counts (1, 2)" in markdown_table(table)
+    runs["environment"] = [{"threads": 1}] * 6
+    [table] = leaderboard_tables(runs).values()
+    assert "thread counts" not in markdown_table(table)

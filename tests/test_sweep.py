@@ -77,6 +77,10 @@ def test_bad_yaml_and_bad_settings_are_one_line_errors_on_the_command_line(tmp_p
     both = _quick_file(tmp_path)
     assert cli.main(["sweep", str(both), "--tasks", "copy", "--store", str(tmp_path / "r.sqlite")]) == 2
     assert "--tasks cannot be combined with a sweep file" in capsys.readouterr().err
+    assert cli.main(["sweep", str(both), "--address", "10.0.0.1:6379", "--store", str(tmp_path / "r.sqlite")]) == 2
+    assert "--address and --storage belong to the Ray backend: add --backend ray" in capsys.readouterr().err
+    assert cli.main(["sweep", str(both), "--workers", "0", "--store", str(tmp_path / "r.sqlite")]) == 2
+    assert "--workers" in capsys.readouterr().err
 
 
 def test_a_file_plans_its_grid_overrides_budget_and_parameter_budget(tmp_path):
@@ -93,6 +97,7 @@ def test_a_file_plans_its_grid_overrides_budget_and_parameter_budget(tmp_path):
     assert all(run.config["arch.params"] == 2000 for run in runs)
     assert {run.config["optim.lr"] for run in runs if run.architecture == "gru"} == {0.01}
     assert {run.config["optim.lr"] for run in runs if run.architecture == "rnn"} == {1e-3}
+    assert runs[0].label == "rnn on adding (task.length=6, seed 3)"     # what the sweep prints
 
 
 def test_the_flags_are_shorthand_for_the_same_plan(tmp_path):
