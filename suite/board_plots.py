@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnbench.leaderboard import confidence_interval
+
 
 def _pyplot():
     import matplotlib
@@ -28,16 +30,12 @@ def _pyplot():
 
 
 def mean_and_half_width(values: pd.Series) -> tuple[float, float]:
-    """(mean, half width of the Student-t 95% interval of the mean); the width is 0 for one value."""
-    from scipy import stats
-
+    """(mean, half width of the leaderboard's 95% interval of the mean); the width is 0 for one value."""
     values = values.dropna().astype(float)
-    count = len(values)
-    if count == 0:
-        return math.nan, math.nan
-    if count == 1:
-        return float(values.iloc[0]), 0.0
-    return float(values.mean()), float(stats.t.ppf(0.975, count - 1) * values.std(ddof=1) / math.sqrt(count))
+    if len(values) < 2:
+        return (float(values.iloc[0]) if len(values) else math.nan), 0.0
+    low, high = confidence_interval(values.to_numpy())
+    return float(values.mean()), (high - low) / 2
 
 
 def _save(figure, output: str | Path) -> Path:

@@ -519,7 +519,7 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _settings_text(shared: dict) -> str:
+def settings_text(shared: dict) -> str:
     """'budget steps=60, batch=64; task.length=10'."""
     task_settings = ", ".join(f"{key}={value}" for key, value in shared.items() if key != "budget")
     return "; ".join(part for part in (f"budget {shared['budget']}", task_settings) if part)
@@ -534,7 +534,7 @@ def _legend(frame: pd.DataFrame) -> str:
             f"p ≥ 0.05.")
 
 
-def _short(frame: pd.DataFrame) -> pd.DataFrame:
+def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The table with short column names, its interval as one column and without the columns
     that the settings line states once (budget; settings when no row has any)."""
     primary = frame.attrs["primary_metric"]
@@ -553,12 +553,12 @@ def _short(frame: pd.DataFrame) -> pd.DataFrame:
 def markdown_table(frame: pd.DataFrame) -> str:
     """One leaderboard table as Markdown: its legend and shared settings, the table with short
     column names, and a tuned sweep's trial counts and importances below it."""
-    text = _legend(frame) + "\n\nSettings: " + _settings_text(frame.attrs["shared_settings"]) + "\n\n"
+    text = _legend(frame) + "\n\nSettings: " + settings_text(frame.attrs["shared_settings"]) + "\n\n"
     threads = frame.attrs.get("threads", [])
     if len(threads) > 1:   # results are reproducible per thread count, and throughput depends on it
         text += (f"Rows were produced with different CPU thread counts ({', '.join(map(str, threads))}): "
                  f"their results and throughput compare only within one count.\n\n")
-    text += _short(frame).to_markdown(index=False, floatfmt=".4g") + "\n"
+    text += display_table(frame).to_markdown(index=False, floatfmt=".4g") + "\n"
     for note in frame.attrs.get("tuning", []):
         importances = ", ".join(f"{key} {value:.2f}" for key, value in note["importances"].items())
         text += (f"\nTuned {note['architecture']}: {note['trials']} trials; hyper-parameter importances: "
@@ -616,5 +616,5 @@ def _latex(frame: pd.DataFrame, caption: str) -> str:
 
 
 def _latex_table(title: str, frame: pd.DataFrame) -> str:
-    caption = f"{title}. {_legend(frame)} Settings: {_settings_text(frame.attrs['shared_settings'])}."
-    return _latex(_short(frame), caption)
+    caption = f"{title}. {_legend(frame)} Settings: {settings_text(frame.attrs['shared_settings'])}."
+    return _latex(display_table(frame), caption)

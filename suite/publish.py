@@ -30,7 +30,8 @@ import pandas as pd
 from rnnbench import board_plots, sweepfile
 from rnnbench.errors import BenchmarkError
 from rnnbench.html_page import Section, render_page
-from rnnbench.leaderboard import (leaderboard_tables, read_results, render_tables, results_frame)
+from rnnbench.leaderboard import (display_table, leaderboard_tables, read_results, render_tables,
+                                  results_frame, settings_text)
 from rnnbench.store import ResultStore
 
 ROOT = Path("leaderboards")
@@ -196,13 +197,11 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> st
 
 
 def _page(name: str, tables, plots, environment, command) -> str:
-    from rnnbench.leaderboard import _settings_text, _short
-
     sections = []
     for title, table in tables.items():
         shared = table.attrs.get("shared_settings") or {}
-        text = f"Settings: {_settings_text(shared)}." if shared else ""
-        sections.append(Section(title, text, [(title, _short(table))],
+        text = f"Settings: {settings_text(shared)}." if shared else ""
+        sections.append(Section(title, text, [(title, display_table(table))],
                                 [(caption, path.read_bytes()) for caption, path in plots.get(title, [])]))
     intro = Section("About", f"Hardware: {_hardware(environment)}. Reproduce: {command}", [], [])
     return render_page(f"rnnbench leaderboard: {name}", [intro, *sections])
