@@ -49,8 +49,9 @@ class BernoulliNLL(Metric):
 # --------------------------------------------------------------------------- language modelling
 
 
-class Perplexity(Metric):
-    """exp of the mean negative log-likelihood per token, over everything seen since reset."""
+class _TokenNLL(Metric):
+    """The summed negative log-likelihood (nats) of the target tokens under softmax(logits), and
+    their count, over everything seen since reset; `compute` turns the mean into the metric."""
 
     full_state_update = False
     higher_is_better = False
@@ -64,8 +65,26 @@ class Perplexity(Metric):
         self.nll_sum += F.cross_entropy(logits.float(), targets, reduction="sum").double()
         self.count += targets.numel()
 
+    def mean_nll(self) -> Tensor:
+        return self.nll_sum / self.count.clamp(min=1)
+
+
+class Perplexity(_TokenNLL):
+    """exp of the mean negative log-likelihood per token, over everything seen since reset."""
+
     def compute(self) -> Tensor:
-        return torch.exp(self.nll_sum / self.count.clamp(min=1))
+        return torch.exp(self.mean_nll())
+
+
+class BitsPerCharacter(_TokenNLL):
+    """Bits per character: the mean negative log2-likelihood per predicted character over
+    everything seen since reset, -(1/N) sum_i log2 p(c_i | c_<i) = mean NLL in nats / ln 2.
+
+    Summed over the whole stream and divided once, so a split read in several batches scores
+    exactly as if read in one. Predicting uniformly over V symbols gives log2(V)."""
+
+    def compute(self) -> Tensor:
+        return self.mean_nll() / math.log(2)
 
 
 # --------------------------------------------------------------------------- tagging

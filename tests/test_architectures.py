@@ -28,6 +28,9 @@ VARIANTS: dict[str, list[dict]] = {
     "bilstm": [{"num_layers": 3, "dropout": 0.3}],
     "recursive": [{"cell": "treelstm"}],
     "pixelrnn": [{"variant": "row_lstm"}, {"variant": "diagonal_bilstm", "num_layers": 3, "first_kernel": 3}],
+    "jordan": [{"state_decay": 0.5}],                 # Jordan's self-connected state units
+    "leaky_rnn": [{"leak_rates": "fixed", "min_leak_rate": 0.05}],   # rates in a buffer
+    "skip_rnn": [{"delays": "1"}, {"delays": "1+2+4+8"}],   # no cat of delayed states; a long window
 }
 
 # what each architecture must declare: (causal, structures, state layout, carries state, closed form)
@@ -40,6 +43,9 @@ DECLARED = {
     "esn": (True, ("sequence",), "single", True, True),
     "recursive": (False, ("tree", "sequence"), "single", False, False),
     "pixelrnn": (True, ("grid",), "single", False, False),
+    "jordan": (True, ("sequence",), "single", True, False),
+    "leaky_rnn": (True, ("sequence",), "single", True, False),
+    "skip_rnn": (True, ("sequence",), "single", True, False),
 }
 
 

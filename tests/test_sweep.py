@@ -55,6 +55,9 @@ def _quick_file(tmp_path: Path, **extra) -> Path:
      "unknown distribution 'loguniform' in tune.space.optim.lr. Did you mean 'log_uniform'?"),
     ({"tune": {"trials": 4, "space": {"optim.lr": {"log_uniform": [0, 0.1]}}}}, "needs a positive low"),
     ({"tune": {"trials": "4", "space": {"optim.lr": {"uniform": [0.1, 0.2]}}}}, "tune.trials must be a whole number"),
+    ({"tasks": ["copy", "adding"], "overrides": {"architectures": {"rnn": {"tasks": ["narma10"]}}}},
+     "overrides.architectures.rnn.tasks names narma10, which the sweep's tasks do not include"),
+    ({"overrides": {"architectures": {"rnn": {"tasks": ["addding"]}}}}, "Did you mean 'adding'?"),
     ({"tune": {"trials": 4, "sampler": "grid", "space": {"optim.lr": {"uniform": [0.1, 0.2]}}}},
      "unknown tune.sampler 'grid'"),
     ({"overrides": {"task": {}}}, "unknown key 'overrides.task'. Did you mean 'tasks'?"),
@@ -100,6 +103,16 @@ def test_a_file_plans_its_grid_overrides_budget_and_parameter_budget(tmp_path):
     assert runs[0].label == "rnn on adding (task.length=6, seed 3)"     # what the sweep prints
 
 
+def test_an_architecture_override_can_restrict_the_architecture_to_some_tasks(tmp_path):
+    spec = load(_write(tmp_path, {"architectures": ["rnn", "gru"], "tasks": ["copy", "adding"], "seeds": 1,
+                                  "set": dict(QUICK),
+                                  "overrides": {"architectures": {"gru": {"tasks": ["adding"],
+                                                                          "arch.hidden_size": 4}}}}))
+    pairs = sorted((run.architecture, run.task) for run in plan_sweep(spec).runs)
+    assert pairs == [("gru", "adding"), ("rnn", "adding"), ("rnn", "copy")]
+    assert spec.architecture_settings["gru"] == {"arch.hidden_size": "4"}   # the rest still applies
+
+
 def test_the_flags_are_shorthand_for_the_same_plan(tmp_path):
     from_file = plan_sweep(load(_quick_file(tmp_path))).runs
     assert [run.run_id for run in from_file] == [run.run_id for run in plan(["rnn", "gru"], ["adding"],
@@ -109,7 +122,7 @@ def test_the_flags_are_shorthand_for_the_same_plan(tmp_path):
 def test_the_committed_main_job_file_plans_every_architecture_on_the_probes():
     spec = load(ROOT / "leaderboards" / "quick" / "sweep.yaml")
     runs = [run for run in plan_sweep(spec).runs if not run.architecture.startswith("test-")]
-    assert spec.name == "quick" and len(runs) == 24 and {run.task for run in runs} == {"copy", "adding"}
+    assert spec.name == "quick" and len(runs) == 36 and {run.task for run in runs} == {"copy", "adding"}
 
 
 # --------------------------------------------------------------------------- the plan
