@@ -9,7 +9,9 @@ interrupted, running): none is dropped silently.
 Ranking rule: a configuration with any seed that did not complete, or with fewer completed seeds
 than planned, ranks below every configuration whose planned seeds all completed; within each of
 the two parts, rows are ordered by their mean (in the task's direction). A tuning sweep's trials
-are not ranked: only each pair's best configuration, re-run with every seed. Only comparable
+are not ranked: only each pair's best configuration, re-run with every seed. Reference runs (a
+published leaderboard's reference.yaml, e.g. a full reproduction of a paper's configuration) are
+shown in tables of their own and never ranked. Only comparable
 configurations are ranked together: one table per value of the task's own settings that vary
 (e.g. `task.length`) and per budget.
 
@@ -80,7 +82,10 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
     frames = {}
     for name, title, members in _groups(runs):
         frame = _table(members, interval)
-        frame.attrs.update(task=name, shared_settings=_shared_settings(members),
+        reference = bool(members.reference.all())
+        if reference:   # shown beside the ranking, never in it
+            frame["≈best"] = "not ranked"
+        frame.attrs.update(task=name, shared_settings=_shared_settings(members), reference=reference,
                            tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)),
                            threads=_thread_counts(members))
         frames[title] = frame
@@ -89,19 +94,22 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
 
 def _annotated(runs: pd.DataFrame, planned: pd.DataFrame | None) -> pd.DataFrame:
     """The runs with `planned_seeds` (seeds a sweep planned for the run's configuration, tuning
-    trials aside; 0 if none) and `tuning_trial` (planned only as a tuning trial) columns."""
+    trials aside; 0 if none), `tuning_trial` (planned only as a tuning trial) and `reference`
+    (planned only as a reference run, role "reference") columns."""
     if planned is not None:
-        trials_only = (set(planned.run_id[planned.role == "trial"])
-                       - set(planned.run_id[planned.role != "trial"]))
+        def only(role: str) -> set[str]:
+            return set(planned.run_id[planned.role == role]) - set(planned.run_id[planned.role != role])
+
         seeds = planned[planned.role != "trial"].groupby("config_id").seed.nunique()
         runs = runs.assign(planned_seeds=runs.config_id.map(seeds).fillna(0).astype(int),
-                           tuning_trial=runs.run_id.isin(trials_only))
-    if "planned_seeds" not in runs:
-        runs = runs.assign(planned_seeds=0)
-    if "tuning_trial" not in runs:
-        runs = runs.assign(tuning_trial=False)
+                           tuning_trial=runs.run_id.isin(only("trial")),
+                           reference=runs.run_id.isin(only("reference")))
+    for column, default in (("planned_seeds", 0), ("tuning_trial", False), ("reference", False)):
+        if column not in runs:
+            runs = runs.assign(**{column: default})
     return runs.assign(planned_seeds=runs.planned_seeds.fillna(0).astype(int),
-                       tuning_trial=runs.tuning_trial.fillna(False).astype(bool))
+                       tuning_trial=runs.tuning_trial.fillna(False).astype(bool),
+                       reference=runs.reference.fillna(False).astype(bool))
 
 
 def _groups(runs: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
@@ -119,10 +127,13 @@ def _groups(runs: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
 
 def _group_labels(task_runs: pd.DataFrame) -> pd.Series:
     """'task.length=20, steps=6, batch=16': the task settings that vary between the task's runs,
-    and the budget."""
+    and the budget; reference runs' labels start with 'reference: ', so they never share a table
+    with ranked runs."""
     keys = [key for key in _varying_settings(task_runs) if key.startswith("task.")]
-    return task_runs.config.map(
+    labels = task_runs.config.map(
         lambda config: ", ".join([f"{key}={config.get(key)}" for key in keys] + [_budget(config)]))
+    reference = task_runs.reference if "reference" in task_runs else False
+    return labels.where(~reference, "reference: " + labels)
 
 
 def _task_info(runs: pd.DataFrame) -> dict:
@@ -329,6 +340,7 @@ def results_frame(runs: pd.DataFrame, planned: pd.DataFrame | None = None) -> pd
         flat[column] = runs[column].map(lambda value: to_json(value or {}, non_finite_as_text=column == "config"))
     flat["planned_seeds"] = runs.planned_seeds
     flat["tuning_trial"] = runs.tuning_trial
+    flat["reference"] = runs.reference
     return flat.reset_index(drop=True)
 
 
@@ -529,6 +541,9 @@ def _legend(frame: pd.DataFrame) -> str:
     """What a table's numbers are, in one sentence."""
     better = "lower" if frame.attrs["direction"] == "min" else "higher"
     how = ("Student t" if frame.attrs["interval"] == "t" else "percentile bootstrap")
+    if frame.attrs.get("reference"):
+        return (f"Reference runs, not ranked: test {frame.attrs['primary_metric']} ({better} is better), "
+                f"for comparison with the published numbers below.")
     return (f"Test {frame.attrs['primary_metric']} ({better} is better): mean over completed seeds, "
             f"95% interval of the mean ({how}); ≈best: Welch's t-test against the best row, "
             f"p ≥ 0.05.")

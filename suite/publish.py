@@ -3,6 +3,8 @@ results store it ran into.
 
 leaderboards/NAME/ holds:
     sweep.yaml        the sweep file (committed first: the folder is named after it)
+    reference.yaml    optional: a second sweep file whose runs are shown as labelled reference
+                      rows (e.g. a paper's full configuration), in tables of their own, never ranked
     README.md         the tables and plots, budget, hardware, and the commands that reproduce them
     index.html        the same as one self-contained page (sortable tables, inline plots)
     results.csv       every run of the sweep: run id, settings, seed, status, metrics (`read_results`)
@@ -51,6 +53,9 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     if planned.empty:
         raise BenchmarkError(f"sweep '{spec.name}' has not run in {store.path}: run `rnnbench sweep "
                              f"{sweep_file} --store {store.path}` first, or pass the --store it ran into")
+    reference_file = folder / "reference.yaml"
+    if reference_file.is_file():
+        planned = pd.concat([planned, _reference_plan(store, reference_file)], ignore_index=True)
     runs = store.runs_frame()
     runs = runs[runs.run_id.isin(set(planned.run_id))]
     (folder / "plots").mkdir(parents=True, exist_ok=True)
@@ -68,11 +73,22 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     environment = _environment(published)
     (folder / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
     (folder / "summary.json").write_text(render_tables(tables, published, "json"))
-    command = (f"rnnbench sweep {sweep_file} --store STORE && "
-               f"rnnbench leaderboard publish {name} --store STORE")
+    command = " && ".join([f"rnnbench sweep {sweep_file} --store STORE",
+                           *([f"rnnbench sweep {reference_file} --store STORE"] if reference_file.is_file() else []),
+                           f"rnnbench leaderboard publish {name} --store STORE"])
     (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder))
     (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command))
     return folder
+
+
+def _reference_plan(store: ResultStore, reference_file: Path) -> pd.DataFrame:
+    """The runs reference.yaml planned in `store`, with the role "reference"."""
+    spec = sweepfile.load(reference_file)
+    planned = store.sweep_frame(spec.name)
+    if planned.empty:
+        raise BenchmarkError(f"the reference sweep '{spec.name}' has not run in {store.path}: run "
+                             f"`rnnbench sweep {reference_file} --store {store.path}` first")
+    return planned.assign(role="reference")
 
 
 def _history(store: ResultStore, runs: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +195,10 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> st
     statuses = runs.status.value_counts()
     lines = [f"# Leaderboard: {spec.name}", "",
              f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
-             f"[sweep.yaml](sweep.yaml) and the runs it planned; every number below is computed from "
+             f"[sweep.yaml](sweep.yaml) and the runs it planned"
+             + (" (and the reference runs of [reference.yaml](reference.yaml), shown apart and not ranked)"
+                if (folder / "reference.yaml").is_file() else "")
+             + "; every number below is computed from "
              f"[results.csv](results.csv) (one row per run). Also as a page: [index.html](index.html).", "",
              f"- Runs: {len(runs)} ({', '.join(f'{count} {status}' for status, count in statuses.items())}), "
              f"{len(spec.seeds)} seed(s) planned per configuration.",

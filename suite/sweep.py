@@ -129,7 +129,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     tuned: list[TunedPair] = []
     for task in task_names:
         for architecture in arch_names:
-            if not registry.pair_compatibility(registry.get_architecture(architecture),
+            if not spec.selects(architecture, task) or not registry.pair_compatibility(registry.get_architecture(architecture),
                                                registry.get_task(task)).ok:
                 continue
             base = {**spec.settings, **spec.task_settings.get(task, {}),

@@ -22,6 +22,7 @@ into a `SweepSpec` with one-line errors (unknown key, name or value type, with "
       tasks: {copy: {task.length: 50}}
       architectures:                          # each may vary on its own too
         esn: {arch.hidden_size: 200, vary: {optim.optimizer: [ridge, adam]}}
+        recursive: {tasks: [sst-tree-binary]}  # and run only some of the sweep's tasks
 
 Setting names and values are checked by the configuration when the plan is made (`rnnbench.sweep`).
 """
@@ -80,6 +81,12 @@ class SweepSpec:
     architecture_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     task_vary: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     architecture_vary: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    architecture_tasks: dict[str, list[str]] = field(default_factory=dict)
+
+    def selects(self, architecture: str, task: str) -> bool:
+        """Whether the pair is in the sweep as far as the file says (an architecture's override
+        may restrict it to some tasks); compatibility is the registry's to decide."""
+        return task in self.architecture_tasks.get(architecture, [task])
 
     def grid(self, architecture: str, task: str) -> list[dict[str, str]]:
         """Every combination of the values varied for this pair: the sweep's own `vary` and
@@ -177,7 +184,9 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
             raise fail(f"unknown key 'overrides.{key}'.{did_you_mean(str(key), ['tasks', 'architectures'])} "
                        f"Use overrides.tasks or overrides.architectures")
     task_settings, task_vary = _per_name(overrides.get("tasks"), "overrides.tasks", registry.tasks(), fail)
-    architecture_settings, architecture_vary = _per_name(overrides.get("architectures"),
+    architectures_overrides = dict(overrides.get("architectures") or {})
+    architecture_tasks = _architecture_tasks(architectures_overrides, tasks, fail)
+    architecture_settings, architecture_vary = _per_name(architectures_overrides,
                                                          "overrides.architectures", registry.architectures(), fail)
 
     tune = _tune(document.get("tune"), fail) if document.get("tune") is not None else None
@@ -187,7 +196,7 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
             raise fail(f"{', '.join(sorted(both))} is both varied and tuned: keep it in one of vary "
                        f"or tune.space")
     return SweepSpec(name.strip(), architectures, tasks, seeds, preset, settings, vary, tune,
-                     task_settings, architecture_settings, task_vary, architecture_vary)
+                     task_settings, architecture_settings, task_vary, architecture_vary, architecture_tasks)
 
 
 def _kind(value: Any) -> str:
@@ -278,6 +287,29 @@ def _per_name(value: Any, where: str, registered: dict[str, Any],
         if grid is not None:
             grids[name] = _vary(grid, f"{where}.{name}.vary", fail)
     return settings, grids
+
+
+def _architecture_tasks(overrides: dict[str, Any], tasks: list[str] | None, fail) -> dict[str, list[str]]:
+    """{architecture: tasks} from the `tasks` key of architecture overrides, popped from them: the
+    tasks (of the sweep's) that architecture runs."""
+    from rnnbench import registry
+
+    restricted = {}
+    for name, document in overrides.items():
+        if not isinstance(document, dict) or "tasks" not in document:
+            continue
+        document = dict(document)
+        where = f"overrides.architectures.{name}.tasks"
+        chosen = _names(document.pop("tasks"), where, registry.tasks(), "rnnbench list tasks", fail)
+        if chosen is None:
+            raise fail(f"{where} must list some of the sweep's tasks; leave it out for all of them")
+        outside = [task for task in chosen if tasks is not None and task not in tasks]
+        if outside:
+            raise fail(f"{where} names {', '.join(outside)}, which the sweep's tasks do not include: "
+                       f"add it to tasks or remove it here")
+        restricted[name] = chosen
+        overrides[name] = document
+    return restricted
 
 
 def _tune(value: Any, fail) -> TuneSpec:

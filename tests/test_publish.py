@@ -89,3 +89,27 @@ def test_publish_of_a_sweep_that_never_ran_says_how_to_run_it(tmp_path, monkeypa
     ResultStore(tmp_path / "r.sqlite")
     assert cli.main(["leaderboard", "publish", "later", "--store", str(tmp_path / "r.sqlite")]) == 2
     assert "sweep 'later' has not run" in capsys.readouterr().err
+
+
+def test_reference_runs_are_published_in_a_table_of_their_own_and_never_ranked(published, capsys):
+    """reference.yaml (a paper's full configuration, one seed): its runs travel in results.csv,
+    marked, and show as a labelled table apart from the ranked ones."""
+    folder, store = published
+    longer = {**QUICK, "trainer.max_steps": "9"}
+    (folder / "reference.yaml").write_text(yaml.safe_dump({
+        "name": "pub-reference", "architectures": ["gru"], "tasks": ["adding"], "seeds": 1, "set": longer}))
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 2
+    assert "reference sweep 'pub-reference' has not run" in capsys.readouterr().err
+    assert cli.main(["sweep", "leaderboards/pub/reference.yaml", "--store", store, "--no-progress"]) == 0
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    results = read_results(folder / "results.csv")
+    assert len(results) == 7 and list(results.reference).count(True) == 1
+    tables = leaderboard_tables(results)
+    reference = {title: table for title, table in tables.items() if table.attrs["reference"]}
+    assert list(reference) == ["adding (reference: steps=9, batch=16)"]
+    (table,) = reference.values()
+    assert list(table.architecture) == ["gru"] and list(table["≈best"]) == ["not ranked"]
+    ranked = tables["adding (steps=6, batch=16)"]
+    assert sorted(ranked.architecture) == ["gru", "rnn"] and "not ranked" not in set(ranked["≈best"])
+    readme = (folder / "README.md").read_text()
+    assert "Reference runs, not ranked" in readme and "reference.yaml --store STORE" in readme
