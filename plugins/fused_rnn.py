@@ -63,17 +63,31 @@ class FusedEncoder(Encoder):
         return values, torch.cat(states)
 
     def forward(self, inputs: SequenceBatch, state: Any = None) -> EncoderOutput:
-        values, lengths = inputs.values, inputs.lengths
-        steps = values.shape[1]
+        values, steps = _autocast(inputs.values), inputs.values.shape[1]
+        state = None if state is None else _autocast(state)
+        # packing needs the lengths on the host: one copy per batch (a device sync on a GPU),
+        # and the all-real test then runs on the host copy, not as a second sync
+        lengths = inputs.lengths.cpu()
         if bool((lengths == steps).all()):
             outputs, state = self._run(values, state)
         else:
-            packed = pack_padded_sequence(values, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(values, lengths, batch_first=True, enforce_sorted=False)
             outputs, state = self._run(packed, state)
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=steps)
         hidden: Tensor = state[0] if isinstance(state, tuple) else state
         final = hidden.view(self.num_layers, self.directions, hidden.shape[1], -1)[-1].transpose(0, 1)
         return EncoderOutput(outputs, final, state)
+
+
+def _autocast(values: Any) -> Any:
+    """Under CPU autocast (trainer.precision=bf16-mixed), inputs and carried state in the autocast
+    dtype: CPU autocast runs nn.LSTM in bfloat16 but leaves a float32 input (an embedding's) as it
+    is, which oneDNN refuses. CUDA autocast casts for cuDNN itself; elsewhere nothing changes."""
+    if isinstance(values, tuple):
+        return tuple(_autocast(part) for part in values)
+    if not values.is_floating_point() or values.is_cuda or not torch.is_autocast_enabled("cpu"):
+        return values
+    return values.to(torch.get_autocast_dtype("cpu"))
 
 
 @dataclass

@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "rnnbench.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder",
                            "EncoderOutput", "SequenceBatch", "TreeBatch", "GridBatch", "Batch",
-                           "Inputs", "InputSpec", "Splits", "Reference", "IGNORE_INDEX"),
+                           "Inputs", "InputSpec", "Splits", "Reference", "IGNORE_INDEX",
+                           "DecoderParts", "DECODER"),
     "rnnbench.registry": ("register_architecture", "register_task"),
     "rnnbench.errors": ("BenchmarkError",),
     "rnnbench.constraints": ("Constraint", "Positive", "NonNegative", "Probability", "UnitInterval",
@@ -26,6 +27,8 @@ _PUBLIC = {
     "rnnbench.heads": ("Head", "HeadOutput", "PerStepClassifier", "PooledClassifier",
                        "PooledRegressor", "PerStepRegressor", "PerPixelBernoulli"),
     "rnnbench.batching": ("IndexBatches",),
+    "rnnbench.seq2seq": ("Seq2SeqHead",),
+    "rnnbench.decoding": ("greedy_decode", "beam_search"),
     "rnnbench.conformance": ("check_architecture",),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}

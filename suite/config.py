@@ -66,7 +66,14 @@ class OptimSettings:
 
 @dataclass
 class TrainerSettings:
-    """Budget and evaluation (`trainer.` namespace). A budget of None means unlimited."""
+    """Budget, evaluation and hardware (`trainer.` namespace). A budget of None means unlimited.
+
+    precision: Lightning's precision: 32-true, 64-true, bf16-mixed (autocast to bfloat16, on a CPU
+        or a GPU) or 16-mixed (autocast to float16 with a gradient scaler: CUDA only, refused on a
+        CPU by `rnnbench.runner.check_hardware`).
+    devices: devices one run trains on; more than 1 trains with Lightning's DDP strategy (gloo on
+        a CPU, one process per device; nccl on GPUs), each process on its share of the batches.
+    """
 
     batch_size: Annotated[int, AtLeast(1)] = 32
     max_steps: Annotated[int, AtLeast(1)] | None = 1000
@@ -76,6 +83,7 @@ class TrainerSettings:
     early_stopping: bool = True
     patience: Annotated[int, NonNegative] = 5
     precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    devices: Annotated[int, AtLeast(1)] = 1
 
 
 NAMESPACES = ("arch", "task", "optim", "trainer")
@@ -353,6 +361,18 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
             raise BenchmarkError(f"--set expects key=value, got '{item}' (e.g. --set optim.lr=0.01)")
         out[key.strip()] = value.strip()
     return out
+
+
+# Settings added after run ids were first recorded, left out of a run's identity while they hold
+# the value every earlier run had, so that those runs keep their ids (any other value is hashed).
+IDENTITY_NEUTRAL = {"trainer.devices": 1}
+
+
+def identity_settings(config: RunConfig) -> dict[str, Any]:
+    """The flat settings that make a run's identity: `RunConfig.flat()` without the settings of
+    `IDENTITY_NEUTRAL` that hold their neutral value."""
+    return {key: value for key, value in config.flat().items()
+            if not (key in IDENTITY_NEUTRAL and value == IDENTITY_NEUTRAL[key])}
 
 
 def config_hash(payload: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from rnnbench.errors import BenchmarkError
 
 Structure = Literal["sequence", "tree", "grid"]
 StateLayout = Literal["single", "bidirectional"]
-HeadKind = Literal["generation", "tagging", "classification", "regression"]
+HeadKind = Literal["generation", "tagging", "classification", "regression", "seq2seq"]
 Direction = Literal["min", "max"]
 
 
@@ -98,11 +98,15 @@ class Batch:
     `targets`: what the head is trained on (padding positions hold `IGNORE_INDEX` for tokens).
     `metric_mask`: optional bool mask of the positions that metrics count (default: all real
     positions), e.g. only the recalled symbols of the copy task.
+    `decoder_inputs`: encoder-decoder tasks only (`Requirements.decoder`): the target sequence as
+    the decoder reads it, shifted right by one step (begin-of-sequence id first, (B, T) target
+    token ids), so that `targets[:, t]` is predicted from `decoder_inputs.values[:, :t + 1]`.
     """
 
     inputs: Inputs
     targets: Tensor
     metric_mask: Tensor | None = None
+    decoder_inputs: SequenceBatch | None = None
 
     @property
     def batch_size(self) -> int:
@@ -232,19 +236,51 @@ class Requirements:
     carries_state: the task's batches are consecutive pieces of longer streams: the encoder must
         carry state (`Capabilities.carries_state`), and the runner carries the encoder state from
         one batch to the next (detached: truncated BPTT) instead of starting each from none.
+    decoder: an encoder-decoder task (Cho et al. 2014; Sutskever et al. 2014) sets what its second
+        encoder, the decoder that generates the target, needs, normally `DECODER`. The
+        architecture under test then reads the source (and need only meet the fields above: a
+        bidirectional one is fine), and the decoder is the architecture its `decoder` option
+        names (None: the same one); `compatibility` checks both. The decoder is conditioned only
+        through its inputs (`DecoderParts`), never through the encoder's opaque carried state.
     """
 
     structure: Structure
     causal: bool = False
     carries_state: bool = False
+    decoder: "Requirements | None" = None
+
+
+DECODER = Requirements(structure="sequence", causal=True, carries_state=True)
+"""What a decoder must be: causal (it generates), and able to carry state (it is run one step at a
+time when decoding, its state carried from step to step)."""
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Token inputs get an embedding of `vocab_size`; feature inputs go in with `features`."""
+    """Token inputs get an embedding of `vocab_size`; feature inputs go in with `features`.
+    An encoder-decoder task also gives `target_vocab_size`, the decoder's token vocabulary: the
+    decoder reads its own embedding of it (of the same size as the source embedding)."""
 
     vocab_size: int | None = None
     features: int | None = None
+    target_vocab_size: int | None = None
+
+
+class DecoderParts(NamedTuple):
+    """What the runner builds for a task whose requirements declare a decoder, and hands to its
+    `build_head(..., decoder=parts)`: the head owns them and runs the decoder.
+
+    embedding: the target tokens' embedding, (target_vocab_size, E).
+    encoder: the decoder architecture's encoder, built for inputs of size E + `context_size`: each
+        step reads the embedded previous target token concatenated with the context vector, the
+        encoder's final state of every direction, pooled into one vector (Cho et al. 2014, eq. 3:
+        the summary c feeds every decoder step).
+    context_size: the size of that context vector, the source encoder's output size.
+    """
+
+    embedding: nn.Embedding
+    encoder: "Encoder"
+    context_size: int
 
 
 @dataclass(frozen=True)
@@ -307,6 +343,12 @@ class Task:
             raise BenchmarkError(f"task {cls.__module__}.{cls.__qualname__} sets `carries_state` on "
                                  f"the class: declare it in its requirements instead, "
                                  f"`Requirements(..., carries_state=True)`")
+        requirements = cls.__dict__.get("requirements")
+        if (isinstance(requirements, Requirements) and requirements.decoder is not None
+                and "decoder" not in {f.name for f in dataclasses.fields(cls.Options)}):
+            raise BenchmarkError(f"task {cls.__module__}.{cls.__qualname__} declares a decoder but "
+                                 f"its Options have no `decoder` field: add `decoder: str | None = "
+                                 f"None` (the decoder's architecture; None: the encoder's)")
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -318,7 +360,9 @@ class Task:
         raise NotImplementedError
 
     def build_head(self, encoder_output_size: int, embedding: nn.Embedding | None) -> "nn.Module":
-        """Return a `rnnbench.heads.Head`; `embedding` is offered for weight tying."""
+        """Return a `rnnbench.heads.Head`; `embedding` is offered for weight tying. A task whose
+        requirements declare a decoder is called with a third argument, `decoder`: the
+        `DecoderParts` its head runs (e.g. `rnnbench.seq2seq.Seq2SeqHead`)."""
         raise NotImplementedError
 
     def metrics(self) -> "Any":
@@ -362,8 +406,13 @@ class Compatibility:
     reason: str = ""
 
 
-def compatibility(capabilities: Capabilities, requirements: Requirements) -> Compatibility:
-    """Whether an encoder with `capabilities` can serve a task with `requirements`, and why not."""
+def compatibility(capabilities: Capabilities, requirements: Requirements,
+                  decoder: Capabilities | None = None) -> Compatibility:
+    """Whether an encoder with `capabilities` can serve a task with `requirements`, and why not.
+
+    For an encoder-decoder task (`requirements.decoder`), `capabilities` are the source encoder's:
+    any architecture that reads the structure qualifies, bidirectional included. The decoder
+    (`decoder`, by default the same architecture) must meet `requirements.decoder`."""
     if requirements.structure not in capabilities.structures:
         return Compatibility(False, f"reads {'/'.join(capabilities.structures)}, "
                                     f"task gives {requirements.structure}")
@@ -371,5 +420,23 @@ def compatibility(capabilities: Capabilities, requirements: Requirements) -> Com
         return Compatibility(False, "not causal: it would see the future it must predict")
     if requirements.carries_state and not capabilities.carries_state:
         return Compatibility(False, "cannot carry state across batches")
+    if requirements.decoder is not None:
+        verdict = _decoder_compatibility(decoder or capabilities, requirements.decoder)
+        if not verdict.ok and decoder is None:
+            return Compatibility(False, f"it can encode but not decode ({verdict.reason}): choose a "
+                                        f"decoder with task.decoder=NAME, a causal sequence "
+                                        f"architecture that carries state (e.g. lstm)")
+        if not verdict.ok:
+            return Compatibility(False, f"the decoder {verdict.reason}: set task.decoder to a "
+                                        f"causal sequence architecture that carries state (e.g. lstm)")
     return Compatibility(True)
 
+
+def _decoder_compatibility(capabilities: Capabilities, requirements: Requirements) -> Compatibility:
+    if requirements.structure not in capabilities.structures:
+        return Compatibility(False, f"reads {'/'.join(capabilities.structures)}, not {requirements.structure}")
+    if requirements.causal and not capabilities.causal:
+        return Compatibility(False, "is not causal: it would see the tokens it must generate")
+    if requirements.carries_state and not capabilities.carries_state:
+        return Compatibility(False, "cannot carry state, and decoding runs it one step at a time")
+    return Compatibility(True)

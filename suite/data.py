@@ -81,6 +81,7 @@ _EWT_URL = "https://raw.githubusercontent.com/UniversalDependencies/UD_English-E
 _CONLL_ZIP = "https://data.deepai.org/conll2003.zip"
 _SST_ZIP = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
 _FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+_SCAN_URL = "https://raw.githubusercontent.com/brendenlake/SCAN/master/"
 
 CATALOG: dict[str, Dataset] = {dataset.name: dataset for dataset in (
     Dataset("ptb", "Penn Treebank, Mikolov's word-level language-modelling split", (
@@ -130,6 +131,20 @@ CATALOG: dict[str, Dataset] = {dataset.name: dataset for dataset in (
                  "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
                  _FASHION_URL + "t10k-labels-idx1-ubyte.gz", checksum_of="gunzipped"),
     ), "MIT", "Xiao, Rasul & Vollgraf 2017, github.com/zalandoresearch/fashion-mnist"),
+    Dataset("scan", "SCAN commands and action sequences, simple / length / add-primitive-jump splits", (
+        DataFile("tasks_train_simple.txt", "941bb8a088c5f53ceff12fde902dc008933cf0c4203cc672c47b5f79d73262dd",
+                 _SCAN_URL + "simple_split/tasks_train_simple.txt"),
+        DataFile("tasks_test_simple.txt", "1fe1c8f5a19d0dc40e41bab94278f45f66f3dc415a978bd29855a23440610fc6",
+                 _SCAN_URL + "simple_split/tasks_test_simple.txt"),
+        DataFile("tasks_train_length.txt", "b034212dc7cf87ce62f3a067dd6ad49c4d5cd18d51d615d13825516bcb1ebbc2",
+                 _SCAN_URL + "length_split/tasks_train_length.txt"),
+        DataFile("tasks_test_length.txt", "0760752ed34a75116ae11dcc1ee17526b7500060da1366540730fa24894d7db3",
+                 _SCAN_URL + "length_split/tasks_test_length.txt"),
+        DataFile("tasks_train_addprim_jump.txt", "e3c78485692e028eed4205e1b8b3fd0e785ef2c12d45b5b89204dadf5b239e23",
+                 _SCAN_URL + "add_prim_split/tasks_train_addprim_jump.txt"),
+        DataFile("tasks_test_addprim_jump.txt", "8147ae2651422c701162e174d9d66158daa57858a26b30317ac61797118ac7a5",
+                 _SCAN_URL + "add_prim_split/tasks_test_addprim_jump.txt"),
+    ), "BSD", "Lake & Baroni 2018, github.com/brendenlake/SCAN"),
 )}
 
 

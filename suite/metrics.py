@@ -180,3 +180,61 @@ class NormalisedRMSE(Metric):
         mean = self.target_sum / count
         variance = (self.target_square_sum / count - mean ** 2).clamp(min=1e-24)
         return torch.sqrt(self.squared_error / count / variance)
+
+
+# --------------------------------------------------------------------------- sequence to sequence
+
+
+def _aligned(predictions: Tensor, targets: Tensor, row: int | None) -> tuple[Tensor, Tensor]:
+    """(B, L) predicted and target ids padded with IGNORE_INDEX to one length; `row` picks one
+    row of packed (B, R, L) predictions (`rnnbench.seq2seq.Seq2SeqHead`)."""
+    if row is not None:
+        predictions = predictions[:, row]
+    length = max(predictions.shape[1], targets.shape[1])
+    return (F.pad(predictions, (0, length - predictions.shape[1]), value=IGNORE_INDEX),
+            F.pad(targets, (0, length - targets.shape[1]), value=IGNORE_INDEX))
+
+
+class ExactMatch(Metric):
+    """Sequences whose every token, the end-of-sequence included and nothing after it, equals the
+    target's / sequences (Lake & Baroni 2018: an answer counts only when all of it is right)."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, row: int | None = None) -> None:
+        super().__init__()
+        self.row = row
+        self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, predictions: Tensor, targets: Tensor) -> None:
+        predicted, gold = _aligned(predictions, targets, self.row)
+        self.correct += (predicted == gold).all(dim=1).sum()
+        self.total += gold.shape[0]
+
+    def compute(self) -> Tensor:
+        return self.correct.float() / self.total.clamp(min=1)
+
+
+class SequenceTokenAccuracy(Metric):
+    """Target positions (end-of-sequence included) whose predicted token at the same position is
+    right / target positions. A prediction that stops early is wrong on the rest."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, row: int | None = None) -> None:
+        super().__init__()
+        self.row = row
+        self.add_state("correct", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, predictions: Tensor, targets: Tensor) -> None:
+        predicted, gold = _aligned(predictions, targets, self.row)
+        real = gold != IGNORE_INDEX
+        self.correct += ((predicted == gold) & real).sum()
+        self.total += real.sum()
+
+    def compute(self) -> Tensor:
+        return self.correct.float() / self.total.clamp(min=1)

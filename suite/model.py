@@ -10,8 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnbench import registry
 from rnnbench.config import RunConfig
-from rnnbench.contracts import Architecture, Batch, EncoderOutput, GridBatch, Inputs, Task
+from rnnbench.contracts import (Architecture, Batch, DecoderParts, EncoderOutput, GridBatch, Inputs,
+                                Task, compatibility)
 from rnnbench.errors import BenchmarkError
 from rnnbench.heads import HeadOutput
 
@@ -43,6 +45,50 @@ def _input_size(task: Task, config: RunConfig, hidden_size: int) -> tuple[int, i
     raise BenchmarkError(f"task '{task.name}' declares neither a vocabulary nor input features")
 
 
+def decoder_architecture(architecture: type[Architecture] | Architecture, task: type[Task] | Task,
+                         config: RunConfig) -> tuple[Architecture, Any] | None:
+    """(decoder architecture, its options) for an encoder-decoder task, else None.
+
+    The decoder is the architecture the task's `decoder` option names, or the encoder's own when
+    it names none; it runs with the encoder's options when it is the same architecture, else with
+    its own defaults. Raises a BenchmarkError naming the fix when it cannot decode."""
+    if task.requirements.decoder is None:
+        return None
+    name = getattr(config.task_options, "decoder", None)
+    decoder_cls = registry.get_architecture(name) if name is not None else type(architecture) \
+        if isinstance(architecture, Architecture) else architecture
+    verdict = compatibility(architecture.capabilities, task.requirements,
+                            decoder_cls.capabilities if name is not None else None)
+    if not verdict.ok:
+        chosen = f"task.decoder={name}" if name is not None else f"'{decoder_cls.name}' alone"
+        raise BenchmarkError(f"'{task.name}' cannot run with {chosen}: {verdict.reason}")
+    options = config.arch_options if decoder_cls.name == config.architecture else decoder_cls.Options()
+    return decoder_cls(), options
+
+
+def _decoder_parts(architecture: Architecture, task: Task, config: RunConfig, hidden_size: int,
+                   embedding_size: int, context_size: int) -> DecoderParts | None:
+    """The target embedding and the decoder of an encoder-decoder task, built for inputs of the
+    target embedding concatenated with the context vector (`DecoderParts`)."""
+    chosen = decoder_architecture(architecture, task, config)
+    if chosen is None:
+        return None
+    decoder_arch, options = chosen
+    target_vocab = task.input_spec().target_vocab_size
+    if target_vocab is None:
+        raise BenchmarkError(f"task '{task.name}' declares a decoder but no target vocabulary: set "
+                             f"InputSpec(target_vocab_size=...) in its input_spec")
+    decoder = decoder_arch.build(embedding_size + context_size, hidden_size, options)
+    return DecoderParts(nn.Embedding(target_vocab, embedding_size), decoder, context_size)
+
+
+def _head(task: Task, encoder_output_size: int, embedding: nn.Embedding | None,
+          decoder: DecoderParts | None) -> nn.Module:
+    if decoder is None:
+        return task.build_head(encoder_output_size, embedding)
+    return task.build_head(encoder_output_size, embedding, decoder=decoder)
+
+
 def build_model(architecture: Architecture, task: Task, config: RunConfig, hidden_size: int) -> BenchmarkModel:
     input_size, vocab_size = _input_size(task, config, hidden_size)
     embedding = nn.Embedding(vocab_size, input_size) if vocab_size is not None else None
@@ -51,7 +97,8 @@ def build_model(architecture: Architecture, task: Task, config: RunConfig, hidde
     if encoder.output_size != declared:
         raise BenchmarkError(f"architecture '{architecture.name}' declares output size {declared} "
                              f"but its encoder has {encoder.output_size}: fix the plugin")
-    head = task.build_head(encoder.output_size, embedding)
+    decoder = _decoder_parts(architecture, task, config, hidden_size, input_size, encoder.output_size)
+    head = _head(task, encoder.output_size, embedding, decoder)
     return BenchmarkModel(embedding, encoder, head)
 
 
@@ -73,7 +120,9 @@ def check_model_fits(architecture: Architecture, task: Task, config: RunConfig, 
     encoder = architecture.estimate_parameters(input_size, hidden_size, config.arch_options)
     with torch.device("meta"):
         embedding = nn.Embedding(vocab_size, input_size) if vocab_size is not None else None
-        head = task.build_head(architecture.output_size(hidden_size), embedding)
+        context_size = architecture.output_size(hidden_size)
+        decoder = _decoder_parts(architecture, task, config, hidden_size, input_size, context_size)
+        head = _head(task, context_size, embedding, decoder)
         total = encoder + sum(p.numel() for p in {id(p): p for module in (embedding, head)
                                                   if module is not None
                                                   for p in module.parameters()}.values())

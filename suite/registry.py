@@ -173,8 +173,12 @@ def _lookup(table: dict, kind: str, name: str, listing: str) -> type:
                          f"See `{listing}` for the registered names.{failed}")
 
 
-def pair_compatibility(architecture: type[Architecture], task: type[Task]) -> Compatibility:
-    return compatibility(architecture.capabilities, task.requirements)
+def pair_compatibility(architecture: type[Architecture], task: type[Task],
+                       decoder: type[Architecture] | None = None) -> Compatibility:
+    """Whether `architecture` can run `task`; for an encoder-decoder task, with `decoder` as its
+    decoder (None: the architecture itself, the default of `task.decoder`)."""
+    return compatibility(architecture.capabilities, task.requirements,
+                         decoder.capabilities if decoder is not None else None)
 
 
 def compatible_pairs() -> list[tuple[str, str]]:

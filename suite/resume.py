@@ -39,6 +39,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from rnnbench.contracts import Batch
 
 CHECKPOINT_EVERY_STEPS = 500
+STOP_CHECK_EVERY_STEPS = 25   # under DDP: steps between agreeing on a stop request
 LAST_CHECKPOINT = "last.ckpt"
 
 
@@ -49,6 +50,9 @@ class ResumableBatches:
     and calls `load_state_dict` before iterating again. A wrapped iterable with a `passes` counter
     (e.g. `rnnbench.batching.IndexBatches`) is set to the saved pass so that it replays the same order.
     `completed` is counted by `SaveResumePoint`.
+
+    Under DDP (`shard`), process `rank` of `world_size` trains batches rank, rank + world_size,
+    ... of each pass, and every process the same number of them (the remainder is left out).
     """
 
     def __init__(self, batches: Iterable[Batch]) -> None:
@@ -56,9 +60,14 @@ class ResumableBatches:
         self.pass_index = -1
         self.completed = 0
         self._resume_at: tuple[int, int] | None = None
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Train only this process's share of every pass (DDP)."""
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
-        return len(self.batches)  # type: ignore[arg-type]
+        return len(self.batches) // self.world_size  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Batch]:
         if self._resume_at is not None:
@@ -69,7 +78,10 @@ class ResumableBatches:
         self.completed = skip
         if hasattr(self.batches, "passes"):
             self.batches.passes = self.pass_index
-        return itertools.islice(iter(self.batches), skip, None)
+        batches: Iterator[Batch] = iter(self.batches)
+        if self.world_size > 1:
+            batches = itertools.islice(batches, self.rank, len(self) * self.world_size, self.world_size)
+        return itertools.islice(batches, skip, None)
 
     def state_dict(self) -> dict[str, int]:
         return {"pass_index": self.pass_index, "completed": self.completed}
@@ -126,7 +138,10 @@ class SaveResumePoint(Checkpoint):
         self.stop_requested = True
 
     def setup(self, trainer, module, stage: str) -> None:
-        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+        if stage != "fit":
+            return
+        self.batches.shard(trainer.global_rank, trainer.world_size)
+        if threading.current_thread() is not threading.main_thread():
             return
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
@@ -142,7 +157,13 @@ class SaveResumePoint(Checkpoint):
             signal.signal(signum, handler)
         self._previous_handlers.clear()
 
-    def _stop_if_requested(self, trainer) -> None:
+    def _stop_if_requested(self, trainer, validated: bool = False) -> None:
+        if trainer.world_size > 1:
+            # a signal may reach one process only: all stop if one was asked to, at the same
+            # step (an all-reduce, hence only every STOP_CHECK_EVERY_STEPS steps and at validations)
+            if trainer.global_step % STOP_CHECK_EVERY_STEPS and not validated:
+                return
+            self.stop_requested = trainer.strategy.reduce_boolean_decision(self.stop_requested, all=False)
         if self.stop_requested:
             self._save(trainer)
             raise KeyboardInterrupt
@@ -153,8 +174,9 @@ class SaveResumePoint(Checkpoint):
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / LAST_CHECKPOINT
         partial = target.with_suffix(".partial")
-        trainer.save_checkpoint(partial)
-        os.replace(partial, target)
+        trainer.save_checkpoint(partial)   # every DDP process takes part; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(partial, target)
 
     @staticmethod
     def _validation_due(trainer) -> bool:
@@ -178,7 +200,7 @@ class SaveResumePoint(Checkpoint):
         if trainer.sanity_checking or trainer.state.fn != "fit":  # not a validate() after training
             return
         self._save(trainer)
-        self._stop_if_requested(trainer)
+        self._stop_if_requested(trainer, validated=True)
 
     # ---- random state
 

@@ -9,6 +9,7 @@ recorded with its status; nothing already measured is lost.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import math
 import os
 import platform
@@ -28,19 +29,20 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.strategies import DDPStrategy
 
 from rnnbench import registry, verdicts
-from rnnbench.config import RunConfig, check_seed, config_hash, resolve
-from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task
+from rnnbench.config import RunConfig, check_seed, config_hash, identity_settings, resolve
+from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task, compatibility
 from rnnbench.errors import BenchmarkError, DivergedError
 from rnnbench.heads import Head
 from rnnbench.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
-                         hidden_size_for_budget)
+                         decoder_architecture, hidden_size_for_budget)
 from rnnbench.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
 from rnnbench.recording import Recorder
 from rnnbench.store import ResultStore
 
-LOG_EVERY = 25  # steps between train-loss logs and divergence checks
+LOG_EVERY = 25  # steps between train-loss logs and divergence checks: the only host syncs of training
 
 # Lightning's info banners (GPU available..., tips) would drown the benchmark's own output.
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
@@ -113,6 +115,9 @@ class BenchmarkModule(pl.LightningModule):
         self._train_state = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the losses since the last window are checked before any checkpoint is written: a
+        # diverged model never becomes best.ckpt or a resume point (DivergedError aborts the save)
+        self._check_window(log=False, reset=False)
         # a run resumed mid-epoch continues its truncated-BPTT stream from the same state
         checkpoint["carried_state"] = self._train_state
         checkpoint["initial_loss"] = self.initial_loss
@@ -132,10 +137,21 @@ class BenchmarkModule(pl.LightningModule):
             self._check_window(log=True)
         return loss
 
-    def _check_window(self, log: bool) -> None:
+    def _check_window(self, log: bool, reset: bool = True) -> None:
+        """Apply the divergence rule to the mean training loss of the steps since the last check,
+        and log it as train/loss if `log`; start a new window if `reset`.
+
+        Host syncs: `training_step` only adds the loss to a tensor on the device; this reads it
+        back (`float`), so training syncs once per LOG_EVERY steps, at checkpoints and at the end.
+        train/loss goes to the store and loggers, not the progress bar: Lightning converts a
+        progress-bar value with `.item()` after every batch, a device sync per step. Under DDP
+        every process calls this at the same steps and the window is averaged over them first,
+        so all stop on the same step."""
         if not self._train_window_steps:
             return
         mean = self._train_loss_window / self._train_window_steps
+        if self._trainer is not None and self.trainer.world_size > 1:
+            mean = self.trainer.strategy.reduce(mean, reduce_op="mean")
         value = float(mean)
         if self.initial_loss is None and math.isfinite(value):
             self.initial_loss = value
@@ -143,11 +159,23 @@ class BenchmarkModule(pl.LightningModule):
             raise DivergedError(f"training diverged by step {self.global_step} (loss {value:.4g}, "
                                 f"first loss {self.initial_loss}): lower optim.lr or set optim.clip_norm")
         if log:
-            self.log("train/loss", mean, prog_bar=True, on_step=True, on_epoch=False)
-        self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
+            self.log("train/loss", mean, on_step=True, on_epoch=False)
+        if reset:
+            self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
 
     def on_train_end(self) -> None:
         self._check_window(log=False)  # the steps since the last window count too
+        if self.trainer.world_size > 1:   # the throughput counts every process's items
+            self.items_trained = self.trainer.strategy.reduce(self.items_trained, reduce_op="sum")
+
+    def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:
+            # under DDP every process evaluates the whole split (`ResumableBatches` shares out
+            # training batches only): its metric states are complete, and torchmetrics' sync
+            # across processes would count every item once per process
+            for collection in self.split_metrics.values():
+                for metric in collection.values():
+                    metric.sync_on_compute = metric._to_sync = False
 
     # ---- evaluation
 
@@ -244,7 +272,8 @@ class RecordProgress(Callback):
             return
         values = {name: float(value) for name, value in trainer.callback_metrics.items()
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
-        self.store.add_round(self.run_id, trainer.global_step, values)
+        if trainer.is_global_zero:   # under DDP, one process records
+            self.store.add_round(self.run_id, trainer.global_step, values)
 
 
 class ValidateAtBudgetEnd(Callback):
@@ -328,7 +357,7 @@ def run_identity(architecture: type[Architecture], task: type[Task], config: Run
     """(run_id, config_id): hashes of everything that determines the result, with and without
     the seed."""
     payload = {"architecture": architecture.name, "architecture_version": architecture.version,
-               "task": task.name, "task_version": task.version, "config": config.flat()}
+               "task": task.name, "task_version": task.version, "config": identity_settings(config)}
     config_id = config_hash(payload)
     return config_hash({**payload, "seed": seed}), config_id
 
@@ -409,11 +438,15 @@ def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | 
     check_seed(seed)
     architecture = registry.get_architecture(architecture_name)
     task = registry.get_task(task_name)
-    verdict = registry.pair_compatibility(architecture, task)
+    # as the source encoder: the decoder of an encoder-decoder task is checked once resolved
+    verdict = compatibility(architecture.capabilities,
+                            dataclasses.replace(task.requirements, decoder=None))
     if not verdict.ok:
         raise BenchmarkError(f"'{architecture_name}' cannot run '{task_name}': {verdict.reason}. "
                              f"See `rnnbench list --matrix` for the compatible pairs.")
     config = resolve(architecture, task, overrides, preset)
+    check_hardware(config, task)
+    decoder_architecture(architecture, task, config)   # an encoder-decoder task's decoder can decode
     if config.optim.optimizer == "ridge":
         if not architecture.capabilities.closed_form_readout:
             raise BenchmarkError(f"optim.optimizer=ridge needs an architecture with a closed-form "
@@ -424,6 +457,39 @@ def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | 
                                  f"'{task_name}' is a {task.head_kind} task: use adam, adamw or sgd")
     run_id, config_id = run_identity(architecture, task, config, seed)
     return PreparedRun(architecture, task, config, run_id, config_id)
+
+
+def check_hardware(config: RunConfig, task: type[Task]) -> None:
+    """Refuse, with a BenchmarkError naming the fix, a precision or device count this machine and
+    process cannot train with as asked: Lightning itself would swap 16-mixed for bf16-mixed on a
+    CPU with a warning, and the record would name a precision the run did not use."""
+    trainer = config.trainer
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if trainer.precision == "16-mixed" and not gpus:
+        raise BenchmarkError("trainer.precision=16-mixed needs a CUDA GPU (float16 autocast with a "
+                             "gradient scaler); on a CPU use trainer.precision=bf16-mixed or 32-true")
+    if trainer.devices == 1:
+        return
+    if gpus and trainer.devices > gpus:
+        raise BenchmarkError(f"trainer.devices={trainer.devices} but {gpus} GPU(s) are visible: set "
+                             f"trainer.devices={gpus} or less")
+    if multiprocessing.parent_process() is not None:
+        raise BenchmarkError("trainer.devices>1 starts one process per device from `rnnbench run`, "
+                             "not inside a sweep's worker (sweeps give each run one device): use "
+                             "trainer.devices=1")
+    if task.requirements.carries_state or config.optim.optimizer == "ridge":
+        raise BenchmarkError(f"trainer.devices>1 shares out independent batches, but task "
+                             f"'{task.name}' carries state from batch to batch or the readout is "
+                             f"fitted in closed form: use trainer.devices=1")
+
+
+def _strategy(devices: int) -> str | DDPStrategy:
+    """One device: Lightning's default. Several: DDP, one process per device, started by
+    re-running the command (Lightning's subprocess launcher; see `run` for what the other
+    processes do), gradients all-reduced with gloo on CPUs and nccl on GPUs."""
+    if devices == 1:
+        return "auto"
+    return DDPStrategy(process_group_backend="nccl" if torch.cuda.is_available() else "gloo")
 
 
 def initial_model(architecture: Architecture, task: Task, config: RunConfig,
@@ -498,6 +564,9 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id
     store = ResultStore(store) if isinstance(store, (str, os.PathLike)) else store
+    follower = config.trainer.devices > 1 and _launched_rank() > 0
+    if follower:   # a DDP process Lightning started: it trains its share, rank 0 records
+        store, check = _Unrecorded(store), False
     store.mark_stale_runs()
     architecture, task = architecture_cls(), task_cls(config.task_options)
 
@@ -509,6 +578,8 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     parameters = count_parameters(model)
     checkpoint_dir = store.checkpoint_root / run_id
     resume_from = resume_checkpoint(checkpoint_dir, store.status_of(run_id))
+    if follower:   # rank 0 has recorded the run as running by now: its decision is the one
+        resume_from = Path(os.environ[RESUME_ENV]) if os.environ.get(RESUME_ENV) else None
 
     task_info = {"primary_metric": task.primary_metric, "direction": task.direction,
                  "head": task.head_kind, "curve_setting": task.curve_setting,
@@ -568,7 +639,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
         raise
     throughput = float(module.items_trained) / max(recorder.train_seconds, 1e-9)
     record("completed", items_per_second=throughput)
-    if not keep_last:
+    if not keep_last and not follower:
         (checkpoint_dir / "last.ckpt").unlink(missing_ok=True)
     return RunResult(run_id, "completed", metrics, parameters, hidden_size, throughput,
                      time.perf_counter() - started, store.path, timings)
@@ -591,12 +662,15 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
         callbacks.append(EarlyStopping(monitor=monitor, mode=task.direction,
                                        patience=config.trainer.patience, check_finite=False))
     trainer = pl.Trainer(**_trainer_budget(config, len(splits.train)),
-                         accelerator="auto", devices=1, precision=config.trainer.precision,
+                         accelerator="auto", devices=config.trainer.devices,
+                         strategy=_strategy(config.trainer.devices), precision=config.trainer.precision,
                          gradient_clip_val=config.optim.clip_norm, gradient_clip_algorithm="norm",
                          callbacks=callbacks, logger=logger,
                          enable_progress_bar=progress, enable_model_summary=False,
                          num_sanity_val_steps=0, deterministic="warn",
                          default_root_dir=str(checkpoint_dir))
+    if config.trainer.devices > 1:   # the processes Lightning starts inherit rank 0's decision
+        os.environ[RESUME_ENV] = str(resume_from or "")
     fit_started = time.perf_counter()
     # SaveResumePoint alone handles SIGINT and SIGTERM (a stop at a clean point). Lightning's own
     # SIGTERM handler would end the run mid-loop (SystemExit) without a resume point, and at
@@ -627,6 +701,38 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
             raise DivergedError(f"the {split} loss of the best checkpoint is {loss:.4g} (first "
                                 f"training loss {module.initial_loss}): the run diverged; lower "
                                 f"optim.lr or set optim.clip_norm")
+
+
+RESUME_ENV = "RNNBENCH_RESUME_FROM"   # rank 0's resume point, for the other DDP processes
+
+
+def _launched_rank() -> int:
+    """This process's rank when Lightning's DDP launcher started it (it re-runs the command with
+    NODE_RANK and LOCAL_RANK set); 0 for the process the user started."""
+    return int(os.environ.get("NODE_RANK") or 0) + int(os.environ.get("LOCAL_RANK") or 0)
+
+
+class _Unrecorded:
+    """The store as a DDP process of rank > 0 sees it: paths and statuses are read, nothing is
+    written (rank 0 records the run, its rounds and its checkpoints)."""
+
+    def __init__(self, store: Recorder) -> None:
+        self._store, self.path, self.checkpoint_root = store, store.path, store.checkpoint_root
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def mark_stale_runs(self) -> int:
+        return 0
+
+    def start_run(self, **fields: Any) -> None:
+        pass
+
+    def add_round(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def finish_run(self, run_id: str, status: str, **fields: Any) -> None:
+        pass
 
 
 def _trainer_budget(config: RunConfig, steps_per_epoch: int) -> dict[str, Any]:

@@ -129,11 +129,10 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     tuned: list[TunedPair] = []
     for task in task_names:
         for architecture in arch_names:
-            if not spec.selects(architecture, task) or not registry.pair_compatibility(registry.get_architecture(architecture),
-                                               registry.get_task(task)).ok:
-                continue
             base = {**spec.settings, **spec.task_settings.get(task, {}),
                     **spec.architecture_settings.get(architecture, {})}
+            if not spec.selects(architecture, task) or not _compatible(architecture, task, base):
+                continue
             for point in spec.grid(architecture, task):
                 overrides = {**base, **point}
                 if spec.tune is not None:
@@ -147,6 +146,15 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     if not runs and not tuned:
         raise BenchmarkError("the sweep selects no compatible pair: see `rnnbench list --matrix`")
     return SweepPlan(spec, runs, tuned)
+
+
+def _compatible(architecture: str, task: str, settings: dict[str, str]) -> bool:
+    """Whether the pair can run; for an encoder-decoder task, with the decoder its settings name
+    (`task.decoder`), else the architecture itself."""
+    decoder = settings.get("task.decoder")
+    decoder_cls = registry.get_architecture(str(decoder)) if decoder not in (None, "none", "None") else None
+    return registry.pair_compatibility(registry.get_architecture(architecture), registry.get_task(task),
+                                       decoder_cls).ok
 
 
 def check_conformance(runs: list[PlannedRun], store: ResultStore) -> None:

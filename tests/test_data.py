@@ -37,7 +37,7 @@ def test_the_catalog_matches_the_published_checksum_lists(data_dir):
         listed[path + ".gz"] = digest  # the catalog checks fashion_mnist's decompressed bytes
     catalogued = {f"{name}/{f.name}": f.sha256 for name, ds in data.CATALOG.items() for f in ds.files}
     assert catalogued == {path: listed[path] for path in catalogued}
-    assert len(catalogued) == 16
+    assert len(catalogued) == 22
 
 
 @pytest.mark.data("ptb", "ud_english_ewt", "conll2003", "sst", "fashion_mnist")
