@@ -59,8 +59,15 @@ def sweep(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput of the runner beside bare PyTorch loops, and a sweep's overhead per run in a process
-    against a worker, printed as ratios."""
+    """Every benchmark figure in one run (benchmarks/__main__.py), printed side by side as ratios and
+    written with the environment to benchmarks/results/DATE-HOST.json: the runner against plain
+    Lightning and a bare loop (steady state, whole run, data-loading share, peak memory), a sweep's
+    overhead per run in a process against a worker, two runs together against one alone, every
+    architecture's throughput and each custom recurrence against its fused module, step time
+    against T, hidden and batch size, the echo-state network beside reservoirpy, determinism.
+    About 10 minutes on 2 CPUs. `nox -s bench -- ptb_reference` runs the Zaremba-small PTB
+    comparison (its own command); `BENCH_SMOKE=1` shrinks everything to seconds (a code check)."""
     _install(session)
     session.install("reservoirpy")  # the peer of benchmarks/time_series.py, not a suite dependency
-    session.run("python", "-m", "benchmarks", *session.posargs, env={"RNNBENCH_DATA": _data_dir()})
+    session.run("python", "-m", "benchmarks", *session.posargs,
+                env={"RNNBENCH_DATA": _data_dir(), "WANDB_MODE": "offline"})

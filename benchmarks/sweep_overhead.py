@@ -6,6 +6,7 @@ ways, one at a time, with one thread. Overhead is the time a run costs beyond it
 validation and test (the `fit_s` and `evaluate_s` the runner records in each run's environment
 `timings`): for a process, its whole wall time as measured from outside; for a worker, the driver's
 time from handing the run out to its reply. Target (issue 10): at most 0.5 s per run in a worker.
+Also the peak memory each run records (the peak resident set of its process during the run).
 """
 
 from __future__ import annotations
@@ -17,29 +18,39 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from benchmarks.timing import Table, ratio, recorded, size
 from rnnbench.store import ResultStore
 from rnnbench.sweep import plan
 from rnnbench.workers import Driver, PlanSource
 
-ARCHITECTURES, TASK, SEEDS = ["rnn", "gru"], "adding", [0, 1, 2, 3]
+ARCHITECTURES, TASK, SEEDS = ["rnn", "gru"], "adding", size([0, 1, 2, 3], [0, 1])
+OVERRIDES: dict[str, str] = size({}, {"trainer.max_steps": "3", "trainer.val_every_steps": "3"})
 
 
 def _trained_seconds(store: ResultStore, run_id: str) -> float:
-    timings = store.runs_frame().set_index("run_id").environment[run_id]["timings"]
+    timings = recorded(store, run_id)["environment"]["timings"]
     return timings["fit_s"] + timings["evaluate_s"]
 
 
-def per_process(folder: Path) -> list[float]:
+def _peaks(store: ResultStore, runs) -> list[float]:
+    return [recorded(store, run.run_id)["peak_memory_mb"] for run in runs]
+
+
+def per_process(folder: Path) -> tuple[list[float], list[float]]:
+    """(overheads, peak memory) of each run in a process of its own."""
     store = ResultStore(folder / "process.sqlite")
     overheads = []
-    for run in plan(ARCHITECTURES, [TASK], SEEDS, {}, "quick"):
+    runs = plan(ARCHITECTURES, [TASK], SEEDS, OVERRIDES, "quick")
+    settings = [part for key, value in OVERRIDES.items() for part in ("--set", f"{key}={value}")]
+    for run in runs:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "rnnbench.cli", "run", run.architecture, run.task, "--preset",
-                        "quick", "--seed", str(run.seed), "--store", str(store.path), "--no-progress"],
+                        "quick", "--seed", str(run.seed), "--store", str(store.path), "--no-progress", *settings],
                        check=True, capture_output=True)
         overheads.append(time.perf_counter() - started - _trained_seconds(store, run.run_id))
-    return overheads
+    return overheads, _peaks(store, runs)
 
 
 class _TimedSource(PlanSource):
@@ -60,26 +71,43 @@ class _TimedSource(PlanSource):
         self.replied[run.run_id] = time.perf_counter()
 
 
-def per_worker(folder: Path) -> tuple[list[float], float]:
-    """Overheads of each run after the first (the first pays the worker's start-up, reported apart)."""
+def per_worker(folder: Path) -> tuple[list[float], float, list[float]]:
+    """Overheads of each run after the first (the first pays the worker's start-up, reported apart),
+    that first one, and every run's peak memory."""
     store = ResultStore(folder / "worker.sqlite")
-    runs = plan(ARCHITECTURES, [TASK], SEEDS, {}, "quick")
+    runs = plan(ARCHITECTURES, [TASK], SEEDS, OVERRIDES, "quick")
     source = _TimedSource(runs)
     Driver(store, workers=1, progress=False).execute(source, len(runs))
     overheads = [source.replied[run.run_id] - source.handed[run.run_id] - _trained_seconds(store, run.run_id)
                  for run in runs]
-    return overheads[1:], overheads[0]
+    return overheads[1:], overheads[0], _peaks(store, runs)
 
 
-def main() -> None:
+def main() -> dict[str, Any]:
+    saved = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
-    with tempfile.TemporaryDirectory() as folder:
-        process = per_process(Path(folder))
-        worker, first = per_worker(Path(folder))
-    print(f"overhead per run beyond training, validation and test ({len(process)} quick runs of "
-          f"{', '.join(ARCHITECTURES)} on {TASK}, one thread):")
-    print(f"  {'process per run':<22}{statistics.median(process):>8.2f} s (median)")
-    print(f"  {'long-lived worker':<22}{statistics.median(worker):>8.2f} s (median; its first run, "
-          f"which pays the worker's start-up: {first:.2f} s)")
-    print(f"  ratio process / worker: {statistics.median(process) / statistics.median(worker):.1f}x; "
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            process, process_peaks = per_process(Path(folder))
+            worker, first, worker_peaks = per_worker(Path(folder))
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+    runs = len(process)
+    print(f"overhead per run beyond training, validation and test ({runs} quick runs of "
+          f"{', '.join(ARCHITECTURES)} on {TASK}, seeds {SEEDS}, one thread; median over the runs)")
+    table = Table("", [("", ""), ("overhead s", ".2f"), ("first run s", ".2f"), ("peak MB (median)", ",.0f"),
+                       ("peak MB (max)", ",.0f")])
+    table.add("process per run", statistics.median(process), process[0], statistics.median(process_peaks),
+              max(process_peaks))
+    table.add("long-lived worker", statistics.median(worker), first, statistics.median(worker_peaks),
+              max(worker_peaks))
+    table.print()
+    overhead_ratio = ratio(statistics.median(process), statistics.median(worker))
+    print(f"  ratio process / worker: {overhead_ratio:.1f}x (a worker's first run pays its start-up); "
           f"target: a worker's overhead <= 0.5 s per run")
+    return {"runs": runs, "threads": 1, "process_overhead_s": process, "worker_overhead_s": worker,
+            "worker_first_run_overhead_s": first, "process_peak_memory_mb": process_peaks,
+            "worker_peak_memory_mb": worker_peaks, "ratio": overhead_ratio}

@@ -25,7 +25,8 @@ import torch
 
 from rnnbench import registry
 from rnnbench.runner import run
-from rnnbench.tasks.time_series import MackeyGlass, NormalisedRMSE
+from rnnbench.metrics import NormalisedRMSE
+from rnnbench.tasks.time_series import MackeyGlass
 
 UNITS, DENSITY, INPUT_SCALING, RIDGE = 100, 0.1, 1.0, 1e-6
 SETTINGS = {"suite defaults (radius 0.9, leak 1)": (0.9, 1.0),
@@ -93,7 +94,7 @@ def reservoirpy_esn(task: MackeyGlass, spectral_radius: float, leak_rate: float)
                    time.perf_counter() - started)
 
 
-def main() -> None:
+def main() -> dict:
     task = MackeyGlass(MackeyGlass.Options())
     options = task.options
     print(f"Mackey-Glass tau=17 scaled to [-1, 1]: train {options.train_steps}, test "
@@ -111,6 +112,8 @@ def main() -> None:
         has_peer = False
         print("reservoirpy is not installed: the peer's rows are skipped "
               "(pip install reservoirpy, or run `nox -s bench`, which installs it)")
+    figures: dict = {"units": UNITS, "density": DENSITY, "input_scaling": INPUT_SCALING, "ridge": RIDGE,
+                     "settings": {}}
     for heading, (spectral_radius, leak_rate) in SETTINGS.items():
         outcomes = []
         if has_esn:
@@ -121,6 +124,8 @@ def main() -> None:
         for outcome in outcomes:
             print(f"  {outcome.name:<44}{outcome.nrmse:>14.5f}{outcome.free_run_nrmse:>16.4f}"
                   f"{outcome.seconds:>10.2f}")
+        figures["settings"][heading] = [outcome.__dict__ for outcome in outcomes]
+    return figures
 
 
 if __name__ == "__main__":

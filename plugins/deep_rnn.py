@@ -14,6 +14,10 @@ the connections between layers only, never on the recurrent connections (Zaremba
 with `variational`, one dropout mask per sequence is shared across all time steps (Gal &
 Ghahramani 2016, "A Theoretically Grounded Application of Dropout in Recurrent Neural Networks").
 The encoder's outputs are y^L; `final` is y^L at each item's last real step.
+
+Initialisation settings: `arch.recurrent_init=orthogonal` (each gate's H x H block of every
+layer's W_hh) for every cell; `arch.forget_bias` with arch.cell=lstm only (the forget slices of
+b_ih and b_hh, each half the value).
 """
 
 from __future__ import annotations
@@ -69,6 +73,16 @@ class DeepResidualEncoder(Encoder):
                            dtype=values.dtype).bernoulli_(keep) / keep
         return values * mask
 
+    def recurrent_matrices(self) -> list[Tensor]:
+        """Each gate's (H, H) block of every layer's W_hh."""
+        return [block for layer in self.layers for block in layer.weight_hh_l0.split(layer.hidden_size)]
+
+    def forget_gate_biases(self) -> list[tuple[Tensor, ...]]:
+        """With LSTM cells: the forget slices [H:2H] of b_ih and b_hh, per layer; else none."""
+        return [(layer.bias_ih_l0[layer.hidden_size:2 * layer.hidden_size],
+                 layer.bias_hh_l0[layer.hidden_size:2 * layer.hidden_size])
+                for layer in self.layers if isinstance(layer, nn.LSTM)]
+
     def forward(self, inputs: SequenceBatch, state: Any = None) -> EncoderOutput:
         values, lengths = inputs.values, inputs.lengths
         steps = values.shape[1]
@@ -96,7 +110,8 @@ class DeepResidualRNN(Architecture):
     """Deep residual recurrent stack (rnn / gru / lstm cells)."""
     depth_option = "num_layers"
 
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True,
+                                forget_gate=True)   # forget gates with arch.cell=lstm only
     Options = DeepRNNOptions
 
     def build(self, input_size: int, hidden_size: int, options: DeepRNNOptions) -> Encoder:

@@ -10,6 +10,8 @@ W is sparse (each weight nonzero with probability `density`), drawn uniformly an
 requested spectral radius rho(W) (below 1 by default, for the echo-state property); W_in is
 uniform in [-input_scaling, input_scaling] (bias column: [-bias_scaling, bias_scaling]); a is the
 leak rate. W and W_in are buffers: they never receive a gradient and are not counted as parameters.
+So `arch.recurrent_init=orthogonal` is refused here (Capabilities.recurrent_matrices is False): W is
+not trained, and is drawn at its spectral radius on purpose.
 
 Readout: the task's head is trained either by gradient like every other plugin, or, with
 `optim.optimizer=ridge` on a regression task, in closed form by `EchoStateEncoder.fit_readout`:

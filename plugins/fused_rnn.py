@@ -10,6 +10,13 @@
 
 The input projection of all gates and all steps is one matmul inside the fused op. Padded
 batches run packed (`pack_padded_sequence`) so padding never reaches the state.
+
+Initialisation settings: every one offers `arch.recurrent_init=orthogonal` (each gate's H x H block
+of every W_hh, per layer and direction); lstm and bilstm also `arch.forget_bias` (the forget
+slices [H:2H] of b_ih and b_hh, each set to half the value: PyTorch's gate order is i, f, g, o).
+Dropout between layers (`arch.dropout`) draws a fresh mask at every step; one mask per sequence
+(Gal & Ghahramani 2016) is deep_rnn's `arch.variational` (with arch.residual=false for a plain
+stack).
 """
 
 from __future__ import annotations
@@ -62,6 +69,25 @@ class FusedEncoder(Encoder):
             return values, tuple(torch.cat(parts) for parts in zip(*states))
         return values, torch.cat(states)
 
+    def _layers(self) -> list[tuple[nn.RNNBase, str]]:
+        """(fused module, parameter suffix) for every layer and direction, e.g. '_l0_reverse'."""
+        modules = list(self.rnn) if isinstance(self.rnn, nn.ModuleList) else [self.rnn]
+        directions = ("", "_reverse")[:self.directions]
+        return [(module, f"_l{layer}{direction}") for module in modules
+                for layer in range(module.num_layers) for direction in directions]
+
+    def recurrent_matrices(self) -> list[Tensor]:
+        """Each gate's (H, H) block of W_hh, per layer and direction (1 block for rnn, 3 for gru,
+        4 for lstm)."""
+        return [block for module, suffix in self._layers()
+                for block in getattr(module, "weight_hh" + suffix).split(module.hidden_size)]
+
+    def forget_gate_biases(self) -> list[tuple[Tensor, ...]]:
+        """LSTM only: the forget slices of b_ih and b_hh, per layer and direction."""
+        return [tuple(getattr(module, name + suffix)[module.hidden_size:2 * module.hidden_size]
+                      for name in ("bias_ih", "bias_hh"))
+                for module, suffix in self._layers() if isinstance(module, nn.LSTM)]
+
     def forward(self, inputs: SequenceBatch, state: Any = None) -> EncoderOutput:
         values, steps = _autocast(inputs.values), inputs.values.shape[1]
         state = None if state is None else _autocast(state)
@@ -92,7 +118,8 @@ def _autocast(values: Any) -> Any:
 
 @dataclass
 class StackOptions:
-    """num_layers: stacked layers; dropout: between layers (not on the last layer's output)."""
+    """num_layers: stacked layers; dropout: between layers (not on the last layer's output), a
+    fresh mask at every step (for one mask per sequence, see deep_rnn's `variational`)."""
 
     num_layers: Annotated[int, AtLeast(1)] = 1
     dropout: Annotated[float, Probability] = 0.0
@@ -122,7 +149,7 @@ class _Fused(Architecture):
 class VanillaRNN(_Fused):
     """Elman tanh RNN (Elman 1990), fused."""
 
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True)
     module = nn.RNN
 
 
@@ -130,7 +157,7 @@ class VanillaRNN(_Fused):
 class GRU(_Fused):
     """Gated recurrent unit (Cho et al. 2014), fused."""
 
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True)
     module = nn.GRU
 
 
@@ -138,7 +165,8 @@ class GRU(_Fused):
 class LSTM(_Fused):
     """LSTM with forget gate (Hochreiter & Schmidhuber 1997; Gers et al. 2000), fused."""
 
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True,
+                                forget_gate=True)
     module = nn.LSTM
 
 
@@ -147,6 +175,6 @@ class BiLSTM(_Fused):
     """Bidirectional LSTM (Graves & Schmidhuber 2005), fused; not causal."""
 
     capabilities = Capabilities(causal=False, structures=("sequence",), state_layout="bidirectional",
-                                carries_state=False)
+                                carries_state=False, recurrent_matrices=True, forget_gate=True)
     module = nn.LSTM
     bidirectional = True

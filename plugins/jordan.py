@@ -65,6 +65,12 @@ class JordanEncoder(Encoder):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
+    def recurrent_matrices(self) -> list[Tensor]:
+        """The two (H, H) matrices on the recurrent path s_{t-1} -> h_t -> y_t: W_y and W_o
+        (`arch.recurrent_init=orthogonal` makes both orthogonal, so their product, the linearised
+        recurrence at mu = 0, is orthogonal too)."""
+        return [self.feedback.weight, self.output_projection.weight]
+
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         values, lengths = inputs.values, inputs.lengths
         batch = values.shape[0]
@@ -96,7 +102,7 @@ class Jordan(Architecture):
     """Jordan network (Jordan 1986): the hidden layer sees the previous output."""
 
     version = 1
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True)
     Options = JordanOptions
 
     def build(self, input_size: int, hidden_size: int, options: JordanOptions) -> Encoder:

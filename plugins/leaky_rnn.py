@@ -95,6 +95,10 @@ class LeakyRNNEncoder(Encoder):
         else:
             self.register_buffer("fixed_rates", torch.tensor(spread))
 
+    def recurrent_matrices(self) -> list[Tensor]:
+        """W_h, (H, H)."""
+        return [self.recurrent.weight]
+
     @property
     def leak_rates(self) -> Tensor:
         """a, (H,): the rate of each unit."""
@@ -126,7 +130,7 @@ class LeakyRNN(Architecture):
     """Leaky-integrator tanh RNN with per-unit leak rates spread over time scales."""
 
     version = 1
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True)
     Options = LeakyRNNOptions
 
     def build(self, input_size: int, hidden_size: int, options: LeakyRNNOptions) -> Encoder:

@@ -112,6 +112,11 @@ class SkipRNNEncoder(Encoder):
         index = self.delays.index(delay)
         return self.recurrent.weight[:, index * self.output_size:(index + 1) * self.output_size]
 
+    def recurrent_matrices(self) -> list[Tensor]:
+        """W_d, (H, H), for every delay d (`arch.recurrent_init=orthogonal` draws each orthogonal,
+        without the 1 / sqrt(|D|) scale of the default initialisation)."""
+        return [self.delay_weight(delay) for delay in self.delays]
+
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         values, lengths = inputs.values, inputs.lengths
         batch = values.shape[0]
@@ -140,7 +145,7 @@ class SkipRNN(Architecture):
     """Tanh RNN with recurrent skip connections through time (NARX-style delays, dilations)."""
 
     version = 1
-    capabilities = Capabilities(causal=True, structures=("sequence",))
+    capabilities = Capabilities(causal=True, structures=("sequence",), recurrent_matrices=True)
     Options = SkipRNNOptions
 
     def build(self, input_size: int, hidden_size: int, options: SkipRNNOptions) -> Encoder:

@@ -31,11 +31,31 @@ class ModelSettings:
     params: a total parameter budget (e.g. 100k); the hidden size is then chosen to match it
         within 5%, so that architectures are compared at equal size.
     embedding_size: size of the token embedding for token inputs (default: hidden_size).
+
+    Initialisation tricks, applied after the encoder is built (and after `optim.init_scale`), to
+    every encoder of the model (a decoder too) through what its architecture declares
+    (`Capabilities.forget_gate` / `Capabilities.recurrent_matrices`); refused by name where the
+    architecture declares nothing of the kind (`rnnbench.model.check_initialisation`):
+
+    forget_bias: None (default): the module's own initialisation. A number b sets every forget-gate
+        bias b_f to b (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1: the cell starts by
+        remembering). The LSTM family only (lstm, bilstm, deep_rnn with arch.cell=lstm).
+        PyTorch's LSTM adds two biases, b_ih and b_hh, each with a forget slice: both are set to
+        b / 2 so that their sum, the bias the gate sees, is b (`Encoder.forget_gate_biases`).
+    recurrent_init: default (the module's own initialisation) or orthogonal: every square
+        recurrent matrix (H x H; one per gate of a gated cell, e.g. the four blocks of an LSTM's
+        W_hh) drawn as a random orthogonal matrix, `torch.nn.init.orthogonal_` (Saxe et al. 2014:
+        its singular values are all 1, so the linearised recurrence neither shrinks nor blows up
+        a signal). Architectures whose recurrent matrices are trained (rnn, gru, lstm, bilstm,
+        deep_rnn, jordan, leaky_rnn, skip_rnn: `Encoder.recurrent_matrices`); an echo-state
+        reservoir is fixed at its spectral radius, never trained, and refused.
     """
 
     hidden_size: Annotated[int, AtLeast(1)] = 64
     params: Annotated[int, AtLeast(1)] | None = None
     embedding_size: Annotated[int, AtLeast(1)] | None = None
+    forget_bias: float | None = None
+    recurrent_init: Literal["default", "orthogonal"] = "default"
 
 
 @dataclass
@@ -47,6 +67,11 @@ class OptimSettings:
     loss_reduction: token_mean (mean over supervised items) or sequence_sum (sum over the steps of
         a sequence, mean over the batch: Zaremba et al. 2014).
     init_scale: if set, every weight is drawn from U(-init_scale, init_scale).
+    clip_norm: clip the gradient so that its global L2 norm is at most this (Pascanu et al. 2013);
+        None: no clipping by norm.
+    clip_value: clip every gradient entry to [-clip_value, clip_value] (clipping by value,
+        Mikolov 2012; `torch.nn.utils.clip_grad_value_`); None (default): none. One clipping
+        at a time: with clip_value set, set clip_norm=none (many tasks default it to a number).
     optimizer: sgd, adam, adamw; or ridge, the closed-form ridge-regression readout of an
         architecture that offers one (e.g. esn) on a regression task: one pass over the training
         split, no gradient steps (`rnnbench.runner.fit_closed_form_readout`).
@@ -60,6 +85,7 @@ class OptimSettings:
     decay_start: Annotated[int, AtLeast(1)] = 1
     decay_factor: Annotated[float, Positive] = 0.5
     clip_norm: Annotated[float, Positive] | None = 1.0
+    clip_value: Annotated[float, Positive] | None = None
     init_scale: Annotated[float, Positive] | None = None
     loss_reduction: Literal["token_mean", "sequence_sum"] = "token_mean"
 
@@ -167,6 +193,10 @@ def _assign(config: RunConfig, key: str, value: Any, origin: str) -> None:
             setattr(target, name, parse_value(key, value, hints[name], hint=hint))
             return
     known = [f"{namespace}.{f.name}" for target in targets for f in fields(target)]
+    if key in NOT_OFFERED:
+        owner = f"task '{config.task}'" if namespace == "task" else f"architecture '{config.architecture}'"
+        raise BenchmarkError(f"{key} (from {origin}) does not apply to {owner}: "
+                             f"{NOT_OFFERED[key]}; drop the setting")
     raise BenchmarkError(f"unknown setting '{key}' (from {origin}).{did_you_mean(key, known)} "
                          f"Known {namespace}. settings: {', '.join(sorted(known)) or 'none'}.")
 
@@ -346,6 +376,10 @@ def _check_defaults(config: RunConfig) -> None:
 
 
 def _check(config: RunConfig) -> None:
+    if config.optim.clip_norm is not None and config.optim.clip_value is not None:
+        raise BenchmarkError(f"optim.clip_value={config.optim.clip_value} and optim.clip_norm="
+                             f"{config.optim.clip_norm} would clip twice: clip by value with "
+                             f"optim.clip_norm=none, or by norm with optim.clip_value=none")
     budget = (config.trainer.max_steps, config.trainer.max_epochs, config.trainer.max_time_s)
     if all(limit is None for limit in budget):
         raise BenchmarkError("the run has no budget: set trainer.max_steps, trainer.max_epochs "
@@ -363,9 +397,25 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return out
 
 
+# Trick settings that only some tasks or architectures offer as options of their own: setting one
+# where it is not offered is refused with why (an unknown setting elsewhere gets "did you mean").
+NOT_OFFERED = {
+    "task.batching": "bucketing by length (task.batching=bucketed|random) applies to tasks of "
+                     "variable-length sequences or trees (pos, ner, sst-*, scan, reverse), and "
+                     "this one has none",
+    "task.tie_weights": "weight tying (Press & Wolf 2017) applies to language modelling (ptb, "
+                        "ptb-char), whose output vocabulary is its input vocabulary",
+    "arch.variational": "one dropout mask per sequence (Gal & Ghahramani 2016) is offered by "
+                        "deep_rnn (arch.variational=true with arch.dropout; arch.residual=false "
+                        "for a plain stack of rnn, gru or lstm layers)",
+    "arch.dropout": "dropout between layers applies to the stacks (rnn, gru, lstm, bilstm, "
+                    "deep_rnn: arch.dropout with arch.num_layers > 1)",
+}
+
 # Settings added after run ids were first recorded, left out of a run's identity while they hold
 # the value every earlier run had, so that those runs keep their ids (any other value is hashed).
-IDENTITY_NEUTRAL = {"trainer.devices": 1}
+IDENTITY_NEUTRAL = {"trainer.devices": 1, "arch.forget_bias": None, "arch.recurrent_init": "default",
+                    "optim.clip_value": None, "task.batching": "bucketed"}
 
 
 def identity_settings(config: RunConfig) -> dict[str, Any]:

@@ -140,6 +140,14 @@ class Capabilities:
         `fit_readout(pairs, readout)` (see `Encoder`), which sets the head's linear readout
         (`rnnbench.heads.Head.readout`) in closed form; `optim.optimizer=ridge` then trains with it
         instead of gradients (regression tasks only).
+    forget_gate: False (default). True if the cell has forget gates (the LSTM family) and the
+        encoder lists their biases in `Encoder.forget_gate_biases()`: `arch.forget_bias` sets them
+        (Gers et al. 2000; Jozefowicz et al. 2015). It may list none for some options (deep_rnn
+        with arch.cell=gru), which a run then refuses too.
+    recurrent_matrices: False (default). True if the encoder trains square recurrent matrices
+        and lists them in `Encoder.recurrent_matrices()`: `arch.recurrent_init=orthogonal` draws
+        each orthogonal (Saxe et al. 2014). Leave it False for a fixed recurrence (an echo-state
+        reservoir, which is never trained).
     """
 
     causal: bool
@@ -147,6 +155,8 @@ class Capabilities:
     state_layout: StateLayout = "single"
     carries_state: bool = True
     closed_form_readout: bool = False
+    forget_gate: bool = False
+    recurrent_matrices: bool = False
 
     @property
     def directions(self) -> int:
@@ -171,12 +181,29 @@ class Encoder(nn.Module):
     `fit_readout(pairs, readout)`: `pairs` yields (features (N, O), targets (N, out)) over the
     training split, and it sets the head's `readout` (an nn.Linear) in closed form
     (`optim.optimizer=ridge`), with no backpropagation.
+
+    An encoder whose capabilities declare `forget_gate` or `recurrent_matrices` overrides
+    `forget_gate_biases` or `recurrent_matrices`, which name the tensors the initialisation
+    settings (`arch.forget_bias`, `arch.recurrent_init`) write into, in place, without gradients.
     """
 
     output_size: int
 
     def forward(self, inputs: Inputs, state: Any = None) -> EncoderOutput:  # pragma: no cover
         raise NotImplementedError
+
+    def forget_gate_biases(self) -> list[tuple[Tensor, ...]]:
+        """The forget-gate biases b_f, one entry per layer (and direction): the tensors, views of
+        parameters, whose sum is the bias the forget gate adds (PyTorch's LSTM: the forget slices
+        `[H:2H]` of `bias_ih` and `bias_hh`). `arch.forget_bias=b` sets each of an entry's k
+        tensors to b / k. Default: none."""
+        return []
+
+    def recurrent_matrices(self) -> list[Tensor]:
+        """The trained square recurrent matrices, each (H, H), views of parameters: one per gate
+        of a gated cell (an LSTM's W_hh is four), per layer and direction, per delay.
+        `arch.recurrent_init=orthogonal` draws each as a random orthogonal matrix. Default: none."""
+        return []
 
 
 class Architecture:

@@ -12,8 +12,8 @@ from torch import nn
 
 from rnnbench import registry
 from rnnbench.config import RunConfig
-from rnnbench.contracts import (Architecture, Batch, DecoderParts, EncoderOutput, GridBatch, Inputs,
-                                Task, compatibility)
+from rnnbench.contracts import (Architecture, Batch, DecoderParts, Encoder, EncoderOutput, GridBatch,
+                                Inputs, Task, compatibility)
 from rnnbench.errors import BenchmarkError
 from rnnbench.heads import HeadOutput
 
@@ -100,6 +100,81 @@ def build_model(architecture: Architecture, task: Task, config: RunConfig, hidde
     decoder = _decoder_parts(architecture, task, config, hidden_size, input_size, encoder.output_size)
     head = _head(task, encoder.output_size, embedding, decoder)
     return BenchmarkModel(embedding, encoder, head)
+
+
+def check_initialisation(architecture: type[Architecture], task: type[Task], config: RunConfig) -> None:
+    """Refuse, before anything is built, an initialisation setting (`ModelSettings.forget_bias`,
+    `ModelSettings.recurrent_init`) that the architecture, or the decoder of an encoder-decoder
+    task, does not declare (`Capabilities.forget_gate`, `Capabilities.recurrent_matrices`)."""
+    roles = [("", architecture, config.arch_options)]
+    chosen = decoder_architecture(architecture, task, config)
+    if chosen is not None and type(chosen[0]) is not architecture:
+        roles.append(("the decoder ", type(chosen[0]), chosen[1]))
+    for role, arch, options in roles:
+        choose = "an LSTM decoder (task.decoder=lstm)" if role else "an LSTM architecture"
+        if config.model.forget_bias is not None and not arch.capabilities.forget_gate:
+            raise BenchmarkError(f"arch.forget_bias sets forget-gate biases (the LSTM family: lstm, "
+                                 f"bilstm, deep_rnn with arch.cell=lstm), and {role}'{arch.name}' "
+                                 f"has no forget gate (Capabilities.forget_gate): choose {choose} "
+                                 f"or drop arch.forget_bias")
+        if config.model.recurrent_init == "orthogonal" and not arch.capabilities.recurrent_matrices:
+            raise BenchmarkError(f"arch.recurrent_init=orthogonal draws trained square recurrent "
+                                 f"matrices, and {role}'{arch.name}' declares none "
+                                 f"(Capabilities.recurrent_matrices; a fixed reservoir, as esn's, is "
+                                 f"never trained): use arch.recurrent_init=default")
+        if config.model.forget_bias is not None or config.model.recurrent_init != "default":
+            with torch.device("meta"):   # what these options build lists them (nothing allocated)
+                _check_declared(arch.name, arch().build(1, 1, options), config, options)
+
+
+def _check_declared(name: str, encoder: Encoder, config: RunConfig, options: Any) -> None:
+    """Refuse a setting whose tensors this encoder, as built with `options`, does not list
+    (deep_rnn declares forget gates, but has them only with arch.cell=lstm)."""
+    if config.model.forget_bias is not None and not encoder.forget_gate_biases():
+        raise BenchmarkError(f"arch.forget_bias: '{name}' with {options} has no forget gate "
+                             f"(deep_rnn has one with arch.cell=lstm): use an LSTM cell or drop "
+                             f"arch.forget_bias")
+    if config.model.recurrent_init == "orthogonal" and not encoder.recurrent_matrices():
+        raise BenchmarkError(f"arch.recurrent_init=orthogonal: '{name}' with {options} lists no "
+                             f"recurrent matrices: use arch.recurrent_init=default")
+
+
+def _encoders(module: nn.Module) -> list[Encoder]:
+    """The model's encoders (the source encoder, and a decoder), not looking inside them."""
+    found: list[Encoder] = []
+    for child in module.children():
+        found.extend([child] if isinstance(child, Encoder) else _encoders(child))
+    return found
+
+
+def initialise(model: BenchmarkModel, config: RunConfig) -> None:
+    """The initialisation settings, in this order, each overriding the parts it names:
+    `optim.init_scale` (every weight U(-s, s)), `arch.recurrent_init=orthogonal` (every matrix
+    of `Encoder.recurrent_matrices()`, per encoder), `arch.forget_bias` (`Encoder.forget_gate_biases()`:
+    the k tensors of an entry set to b / k each, so that they sum to b). An encoder that lists
+    nothing for a setting that is set is refused (a BenchmarkError naming it): nothing is ignored
+    silently."""
+    if config.optim.init_scale is not None:
+        for parameter in model.parameters():
+            nn.init.uniform_(parameter, -config.optim.init_scale, config.optim.init_scale)
+    settings = config.model
+    if settings.recurrent_init == "default" and settings.forget_bias is None:
+        return
+    with torch.no_grad():
+        for encoder in _encoders(model):
+            _check_declared(type(encoder).__name__, encoder, config, config.arch_options)
+            if settings.recurrent_init == "orthogonal":
+                for matrix in encoder.recurrent_matrices():
+                    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+                        raise BenchmarkError(f"{type(encoder).__name__}.recurrent_matrices() gives a "
+                                             f"{tuple(matrix.shape)} matrix; each must be square "
+                                             f"(H, H): fix the plugin")
+                    matrix.copy_(nn.init.orthogonal_(torch.empty(matrix.shape, dtype=matrix.dtype,
+                                                                 device=matrix.device)))
+            if settings.forget_bias is not None:
+                for group in encoder.forget_gate_biases():
+                    for part in group:
+                        part.fill_(settings.forget_bias / len(group))
 
 
 BYTES_PER_PARAMETER = 16  # float32 weight, its gradient, and Adam's two moments

@@ -36,8 +36,8 @@ from rnnbench.config import RunConfig, check_seed, config_hash, identity_setting
 from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task, compatibility
 from rnnbench.errors import BenchmarkError, DivergedError
 from rnnbench.heads import Head
-from rnnbench.model import (BenchmarkModel, build_model, check_model_fits, count_parameters,
-                         decoder_architecture, hidden_size_for_budget)
+from rnnbench.model import (BenchmarkModel, build_model, check_initialisation, check_model_fits,
+                         count_parameters, decoder_architecture, hidden_size_for_budget, initialise)
 from rnnbench.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
 from rnnbench.recording import Recorder
 from rnnbench.store import ResultStore
@@ -81,6 +81,8 @@ class BenchmarkModule(pl.LightningModule):
         self._loss_sum = torch.zeros(())
         self._loss_count = torch.zeros(())
         self.items_trained = torch.zeros((), dtype=torch.long)
+        # real and all positions of the training batches' sequences (`padding_share`)
+        self.positions = torch.zeros(2, dtype=torch.long)
         self.initial_loss: float | None = None
         self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
 
@@ -121,15 +123,35 @@ class BenchmarkModule(pl.LightningModule):
         # a run resumed mid-epoch continues its truncated-BPTT stream from the same state
         checkpoint["carried_state"] = self._train_state
         checkpoint["initial_loss"] = self.initial_loss
+        checkpoint["positions"] = self.positions.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._train_state = checkpoint.get("carried_state")
         self.initial_loss = checkpoint.get("initial_loss")
+        self.positions = checkpoint.get("positions", torch.zeros(2, dtype=torch.long))
+
+    def _count_positions(self, batch: Batch) -> None:
+        """Add a training batch's real and padded positions: those of its sequences (the source
+        and, for an encoder-decoder task, the decoder's inputs), on the device, with no sync."""
+        for sequences in (batch.inputs, batch.decoder_inputs):
+            if isinstance(sequences, SequenceBatch):
+                lengths = sequences.lengths
+                every = lengths.new_tensor(lengths.shape[0] * sequences.values.shape[1])
+                counted = torch.stack([lengths.sum(), every])
+                self.positions = self.positions.to(lengths.device) + counted
+
+    def padding_share(self) -> float | None:
+        """Padded positions over all positions of the training batches' sequences (0 for
+        full-length batches; None when training saw no padded-sequence batch: trees, grids, a
+        closed-form readout). What bucketing by length (`task.batching`) lowers."""
+        real, total = (int(count) for count in self.positions)
+        return 1.0 - real / total if total else None
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         output = self._step(batch, training=True)
         loss = self._reduce(output.loss_sum, output.count, batch)
         self.items_trained = self.items_trained.to(output.count.device) + output.count
+        self._count_positions(batch)
         self._train_loss_window = loss.detach() + self._train_loss_window.to(loss.device)
         self._train_window_steps += 1
         if self.global_step % LOG_EVERY == 0:
@@ -167,6 +189,7 @@ class BenchmarkModule(pl.LightningModule):
         self._check_window(log=False)  # the steps since the last window count too
         if self.trainer.world_size > 1:   # the throughput counts every process's items
             self.items_trained = self.trainer.strategy.reduce(self.items_trained, reduce_op="sum")
+            self.positions = self.trainer.strategy.reduce(self.positions, reduce_op="sum")
 
     def setup(self, stage: str) -> None:
         if self.trainer.world_size > 1:
@@ -447,6 +470,7 @@ def prepare(architecture_name: str, task_name: str, overrides: dict[str, str] | 
     config = resolve(architecture, task, overrides, preset)
     check_hardware(config, task)
     decoder_architecture(architecture, task, config)   # an encoder-decoder task's decoder can decode
+    check_initialisation(architecture, task, config)
     if config.optim.optimizer == "ridge":
         if not architecture.capabilities.closed_form_readout:
             raise BenchmarkError(f"optim.optimizer=ridge needs an architecture with a closed-form "
@@ -504,9 +528,7 @@ def initial_model(architecture: Architecture, task: Task, config: RunConfig,
         hidden_size = config.model.hidden_size
     check_model_fits(architecture, task, config, hidden_size)
     model = build_model(architecture, task, config, hidden_size)
-    if config.optim.init_scale is not None:
-        for parameter in model.parameters():
-            torch.nn.init.uniform_(parameter, -config.optim.init_scale, config.optim.init_scale)
+    initialise(model, config)   # optim.init_scale, arch.recurrent_init, arch.forget_bias
     return model, hidden_size
 
 
@@ -638,6 +660,9 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
             raise recorded from None
         raise
     throughput = float(module.items_trained) / max(recorder.train_seconds, 1e-9)
+    padding_share = module.padding_share()
+    if padding_share is not None:
+        metrics["train/padding_share"] = padding_share
     record("completed", items_per_second=throughput)
     if not keep_last and not follower:
         (checkpoint_dir / "last.ckpt").unlink(missing_ok=True)
@@ -664,7 +689,7 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
     trainer = pl.Trainer(**_trainer_budget(config, len(splits.train)),
                          accelerator="auto", devices=config.trainer.devices,
                          strategy=_strategy(config.trainer.devices), precision=config.trainer.precision,
-                         gradient_clip_val=config.optim.clip_norm, gradient_clip_algorithm="norm",
+                         **_clipping(config),
                          callbacks=callbacks, logger=logger,
                          enable_progress_bar=progress, enable_model_summary=False,
                          num_sanity_val_steps=0, deterministic="warn",
@@ -701,6 +726,15 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
             raise DivergedError(f"the {split} loss of the best checkpoint is {loss:.4g} (first "
                                 f"training loss {module.initial_loss}): the run diverged; lower "
                                 f"optim.lr or set optim.clip_norm")
+
+
+def _clipping(config: RunConfig) -> dict[str, Any]:
+    """Lightning's gradient clipping: by global norm (`optim.clip_norm`), by value
+    (`optim.clip_value`, `torch.nn.utils.clip_grad_value_`), or none; never both (`resolve`
+    refuses it)."""
+    if config.optim.clip_value is not None:
+        return {"gradient_clip_val": config.optim.clip_value, "gradient_clip_algorithm": "value"}
+    return {"gradient_clip_val": config.optim.clip_norm, "gradient_clip_algorithm": "norm"}
 
 
 RESUME_ENV = "RNNBENCH_RESUME_FROM"   # rank 0's resume point, for the other DDP processes

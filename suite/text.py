@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -16,6 +16,16 @@ from torch import Tensor
 from rnnbench.batching import IndexBatches
 from rnnbench.contracts import AtLeast, Batch
 from rnnbench.errors import BenchmarkError
+
+
+Batching = Literal["bucketed", "random"]
+"""`task.batching` of every task of variable-length sequences (or trees): `bucketed` (default)
+sorts the examples by length and cuts batches of similar lengths, whose order is shuffled every
+pass, so little of a batch is padding; `random` draws each training batch from a fresh random
+permutation (evaluation batches in split order). The run records what it cost or saved:
+`train/padding_share` (padded positions over all positions of the training batches) and its
+throughput (`items_per_second`). Bucketing trades some randomness of the batches for speed
+(Khomenko et al. 2016; Sutskever et al. 2014 batch sentences of similar length)."""
 
 
 @dataclass
@@ -26,12 +36,14 @@ class TextOptions:
         words read as <unk>, which thereby gets trained.
     train_sentences / eval_sentences: only N sentences, evenly spaced, of the training / each
         evaluation split (None: all), for quick runs and tests.
+    batching: bucketed (default) or random batches (`Batching`).
     """
 
     lowercase: bool = False
     min_frequency: Annotated[int, AtLeast(1)] = 2
     train_sentences: Annotated[int, AtLeast(1)] | None = None
     eval_sentences: Annotated[int, AtLeast(1)] | None = None
+    batching: Batching = "bucketed"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -128,8 +140,13 @@ def pad(sequences: Sequence[Tensor], value: int) -> tuple[Tensor, Tensor]:
 
 class BucketBatches(IndexBatches):
     """Batches of examples of similar length, so little of each batch is padding: the batching
-    helper bucketed by `lengths` (see `rnnbench.batching`). Pass k depends only on (seed, k)."""
+    helper bucketed by `lengths` (see `rnnbench.batching`); with `batching="random"` (a task's
+    `task.batching`, `Batching`), the same examples batched without regard to their lengths.
+    Pass k depends only on (seed, k)."""
 
     def __init__(self, lengths: Tensor, batch_size: int, make_batch: Callable[[Tensor], Batch],
-                 shuffle: bool = False, seed: int = 0) -> None:
-        super().__init__(len(lengths), batch_size, make_batch, shuffle=shuffle, seed=seed, lengths=lengths)
+                 shuffle: bool = False, seed: int = 0, batching: Batching = "bucketed") -> None:
+        if batching not in ("bucketed", "random"):
+            raise BenchmarkError(f"task.batching must be bucketed or random, got '{batching}'")
+        super().__init__(len(lengths), batch_size, make_batch, shuffle=shuffle, seed=seed,
+                         lengths=lengths if batching == "bucketed" else None)

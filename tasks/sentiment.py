@@ -273,7 +273,8 @@ class _SequenceSentiment(_SentimentTask):
                 return Batch(SequenceBatch(values, lengths), targets[indices])
 
             lengths = torch.tensor([len(words) for words in texts])
-            return BucketBatches(lengths, batch_size, make_batch, shuffle=split == "train", seed=seed)
+            return BucketBatches(lengths, batch_size, make_batch, shuffle=split == "train", seed=seed,
+                                 batching=self.options.batching)
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
 
@@ -318,7 +319,8 @@ class _TreeSentiment(_SentimentTask):
                 return Batch(inputs, torch.cat([tree["targets"] for tree in chosen]))
 
             sizes = torch.tensor([len(tree["values"]) for tree in trees])
-            return BucketBatches(sizes, batch_size, make_batch, shuffle=split == "train", seed=seed)
+            return BucketBatches(sizes, batch_size, make_batch, shuffle=split == "train", seed=seed,
+                                 batching=self.options.batching)
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
 

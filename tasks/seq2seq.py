@@ -34,7 +34,7 @@ from rnnbench import (DECODER, AtLeast, Batch, BenchmarkError, IGNORE_INDEX, Inp
                       Probability, Range, Reference, Requirements, SequenceBatch, Splits, Task, register_task)
 from rnnbench.data import require
 from rnnbench.seq2seq import DECODED, TEACHER_FORCED, Attention, Seq2SeqHead
-from rnnbench.text import BucketBatches, Vocabulary, read_once, spread
+from rnnbench.text import Batching, BucketBatches, Vocabulary, read_once, spread
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -53,7 +53,9 @@ class Seq2SeqOptions:
     sampling_decay: k of scheduled sampling's inverse-sigmoid decay of that probability over
         training steps, eps_i = k / (k + exp(i / k)) (Bengio et al. 2015); None: constant.
     beam_width: 1 decodes greedily, more runs beam search; length_alpha: its length
-        normalisation, score / length^alpha (Wu et al. 2016)."""
+        normalisation, score / length^alpha (Wu et al. 2016).
+    batching: bucketed (default: batches of sources of similar length) or random batches
+        (`rnnbench.text.Batching`)."""
 
     decoder: str | None = None
     attention: Attention = "none"
@@ -61,6 +63,7 @@ class Seq2SeqOptions:
     sampling_decay: Annotated[float, AtLeast(1.0)] | None = None
     beam_width: Annotated[int, AtLeast(1)] = 1
     length_alpha: Annotated[float, AtLeast(0.0)] = 0.0
+    batching: Batching = "bucketed"
 
 
 # --------------------------------------------------------------------------- batches
@@ -99,8 +102,10 @@ class Pairs:
         return Batch(SequenceBatch(sources, source_lengths), targets,
                      decoder_inputs=SequenceBatch(inputs, target_lengths + 1))
 
-    def batches(self, batch_size: int, shuffle: bool, seed: int) -> BucketBatches:
-        return BucketBatches(self.source_lengths, batch_size, self.batch, shuffle=shuffle, seed=seed)
+    def batches(self, batch_size: int, shuffle: bool, seed: int,
+                batching: Batching = "bucketed") -> BucketBatches:
+        return BucketBatches(self.source_lengths, batch_size, self.batch, shuffle=shuffle, seed=seed,
+                             batching=batching)
 
 
 def pad_ids(sequences: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -261,9 +266,9 @@ class Scan(_Seq2SeqTask):
         return Pairs(sources, source_lengths, targets, target_lengths)
 
     def splits(self, batch_size: int, seed: int) -> Splits:
-        return Splits(train=self.pairs("train").batches(batch_size, True, seed),
-                      val=self.pairs("val").batches(batch_size, False, seed),
-                      test=self.pairs("test").batches(batch_size, False, seed))
+        return Splits(train=self.pairs("train").batches(batch_size, True, seed, self.options.batching),
+                      val=self.pairs("val").batches(batch_size, False, seed, self.options.batching),
+                      test=self.pairs("test").batches(batch_size, False, seed, self.options.batching))
 
     def references(self) -> tuple[Reference, ...]:
         overall = "overall-best setting of the paper: 2-layer LSTM, 200 units, dropout 0.5, no attention"
@@ -335,9 +340,9 @@ class Reversal(_Seq2SeqTask):
             return make_reversal(size, self.options.length, generator)
 
         options = self.options
-        return Splits(train=generated(options.train_size, 0).batches(batch_size, True, seed),
-                      val=generated(options.eval_size, 1).batches(batch_size, False, seed),
-                      test=generated(options.eval_size, 2).batches(batch_size, False, seed))
+        return Splits(train=generated(options.train_size, 0).batches(batch_size, True, seed, self.options.batching),
+                      val=generated(options.eval_size, 1).batches(batch_size, False, seed, self.options.batching),
+                      test=generated(options.eval_size, 2).batches(batch_size, False, seed, self.options.batching))
 
     def references(self) -> tuple[Reference, ...]:
         return (Reference("exact reversal", 1.0, "by construction",

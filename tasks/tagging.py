@@ -188,7 +188,8 @@ class _TaggingTask(Task):
                 labels, _ = pad([targets[i] for i in indices], IGNORE_INDEX)
                 return Batch(SequenceBatch(values, lengths_), labels)
 
-            return BucketBatches(lengths, batch_size, make_batch, shuffle=split == "train", seed=seed)
+            return BucketBatches(lengths, batch_size, make_batch, shuffle=split == "train", seed=seed,
+                                 batching=self.options.batching)
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
 
