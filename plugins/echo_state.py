@@ -78,6 +78,10 @@ class EchoStateEncoder(Encoder):
         self.register_buffer("input_weights", input_weights)
         self.register_buffer("input_bias", input_bias)
 
+    def fixed_weights(self) -> list[Tensor]:
+        """W (the reservoir, sparse), W_in and its bias: drawn once and never trained."""
+        return [self.reservoir, self.input_weights, self.input_bias]
+
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         values, lengths = inputs.values, inputs.lengths
         batch, steps = values.shape[:2]

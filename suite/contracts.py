@@ -205,6 +205,12 @@ class Encoder(nn.Module):
         `arch.recurrent_init=orthogonal` draws each as a random orthogonal matrix. Default: none."""
         return []
 
+    def fixed_weights(self) -> list[Tensor]:
+        """Weights the encoder uses but never trains (an echo-state network's reservoir and input
+        weights), not counted as trained parameters: the leaderboard shows their count (nonzero
+        entries) beside the trained one. Not masks or other constants. Default: none."""
+        return []
+
 
 class Architecture:
     """Base of every architecture plugin. Subclass, set the class attributes, implement `build`.

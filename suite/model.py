@@ -216,6 +216,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
 
 
+def count_fixed_weights(model: nn.Module) -> int:
+    """Nonzero entries of the weights the model's encoders use but never train
+    (`Encoder.fixed_weights`: an echo-state reservoir), the decoder's included."""
+    return sum(int(torch.count_nonzero(weight)) for module in model.modules() if isinstance(module, Encoder)
+               for weight in module.fixed_weights())
+
+
 def hidden_size_for_budget(architecture: Architecture, task: Task, config: RunConfig, budget: int,
                            tolerance: float = 0.05) -> int:
     """The hidden size whose model has closest to `budget` parameters (built on the meta device,

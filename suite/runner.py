@@ -37,7 +37,7 @@ from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task, compati
 from rnnbench.errors import BenchmarkError, DivergedError
 from rnnbench.heads import Head
 from rnnbench.model import (BenchmarkModel, build_model, check_initialisation, check_model_fits,
-                         count_parameters, decoder_architecture, hidden_size_for_budget, initialise)
+                         count_fixed_weights, count_parameters, decoder_architecture, hidden_size_for_budget, initialise)
 from rnnbench.resume import ResumableBatches, SaveResumePoint, resume_checkpoint
 from rnnbench.recording import Recorder
 from rnnbench.store import ResultStore
@@ -598,6 +598,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     splits = task.splits(config.trainer.batch_size, seed)
     module = BenchmarkModule(model, task, config, steps_per_epoch=len(splits.train))
     parameters = count_parameters(model)
+    fixed_parameters = count_fixed_weights(model)
     checkpoint_dir = store.checkpoint_root / run_id
     resume_from = resume_checkpoint(checkpoint_dir, store.status_of(run_id))
     if follower:   # rank 0 has recorded the run as running by now: its decision is the one
@@ -624,7 +625,8 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
         env = {**environment(), "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
                "peak_memory": memory.kind, "conformance": conformance, "timings": timings,
-               "resumed": resume_from is not None}
+               "resumed": resume_from is not None,
+               **({"fixed_parameters": fixed_parameters} if fixed_parameters else {})}
         store.finish_run(run_id, status, error=error, metrics=metrics, parameters=parameters,
                          hidden_size=hidden_size, wall_time_s=time.perf_counter() - started,
                          peak_memory_mb=memory.peak_mb(), environment=env, **measured)

@@ -9,6 +9,7 @@ from torch import nn
 
 from rnnbench.plugins.echo_state import MAX_RESERVOIR, EchoState, EchoStateOptions
 from rnnbench.config import resolve
+from rnnbench.store import ResultStore
 from rnnbench.contracts import SequenceBatch
 from rnnbench.errors import BenchmarkError
 from rnnbench.model import build_model, count_parameters, hidden_size_for_budget
@@ -111,6 +112,11 @@ def test_closed_form_run_through_the_runner(tmp_path) -> None:
     assert result.status == "completed"
     assert result.metrics["test/mse"] < 0.12  # predicting the mean scores 1/6
     assert result.items_per_second > 0
+    # the fixed reservoir and input weights are counted apart from the trained readout (101)
+    (row,) = ResultStore(tmp_path / "runs.sqlite").runs_frame().itertuples()
+    encoder = _encoder()
+    assert row.parameters == 101 and encoder.fixed_weights()
+    assert row.environment["fixed_parameters"] > 100 * 100 * 0.05   # a sparse 100-unit reservoir and more
 
 
 @pytest.mark.parametrize("architecture, task, message", [
