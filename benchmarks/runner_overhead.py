@@ -7,11 +7,13 @@
   checkpoints, the validation and test at the end).
 
 Each side builds the model as a run with the same seed does (`rnnbench.runner.initial_model`), for
-three cases: the smallest probe model, a mid-size probe model and the 2x200 LSTM language model
+three cases (no per-step learning-rate schedule: the bare and Lightning sides have none, and one
+costs Lightning and the runner alike): the smallest probe model, a mid-size probe model and the 2x200 LSTM language model
 (Zaremba et al.'s small model on a random 10k-token stream with PTB's shapes; the real PTB
 comparison is `python -m benchmarks ptb_reference`). Figures, per case and side:
 
-- steady-state step time: the median over windows of the mean interval between consecutive
+- steady-state step time: each side trained `Case.repeats` times, the sides taking turns, the
+  fastest repeat kept; per repeat, the median over windows of the mean interval between consecutive
   training steps, after a warm-up (`benchmarks.timing`); the runner's and Lightning's steps are
   stamped at the end of each training batch (the runner through a subclass of its own
   `RecordProgress`, which stamps on top of what it does; Lightning through the module's own
@@ -105,6 +107,7 @@ class Case:
     task: str
     settings: dict[str, Any]
     windows: Windows
+    repeats: int = 1
 
     def run_settings(self) -> dict[str, Any]:
         """The case's settings with a budget of exactly the steps the timer needs, validation
@@ -120,12 +123,14 @@ class Case:
 CASES = [
     Case("smallest_probe", "smallest probe: 16-unit RNN, adding T=20, batch 32", "rnn", "adding",
          {"arch.hidden_size": 16, "task.length": 20, "task.train_size": 3_200, "task.eval_size": 64,
-          "optim.optimizer": "sgd", "optim.lr": 0.01, "optim.clip_norm": 1.0, "trainer.batch_size": 32},
-         size(Windows(50, 3, 300), Windows(2, 2, 3))),
+          "optim.optimizer": "sgd", "optim.lr": 0.01, "optim.clip_norm": 1.0, "optim.schedule": "constant",
+          "trainer.batch_size": 32},
+         size(Windows(50, 3, 300), Windows(2, 2, 3)), repeats=size(7, 1)),
     Case("mid_probe", "mid-size probe: 128-unit LSTM, copy T=50, batch 32", "lstm", "copy",
          {"arch.hidden_size": 128, "task.length": 50, "task.train_size": 3_200, "task.eval_size": 64,
-          "optim.optimizer": "adam", "optim.lr": 0.001, "optim.clip_norm": 1.0, "trainer.batch_size": 32},
-         size(Windows(20, 3, 100), Windows(2, 2, 3))),
+          "optim.optimizer": "adam", "optim.lr": 0.001, "optim.clip_norm": 1.0, "optim.schedule": "constant",
+          "trainer.batch_size": 32},
+         size(Windows(20, 3, 100), Windows(2, 2, 3)), repeats=size(3, 1)),
     Case("lm_2x200", "2x200 LSTM LM (vocab 10k, batch 20, 20 steps)", "lstm", "bench-lm",
          {"arch.hidden_size": 200, "arch.num_layers": 2, "optim.optimizer": "sgd", "optim.lr": 1.0,
           "optim.clip_norm": 5.0, "optim.init_scale": 0.1, "optim.loss_reduction": "sequence_sum",
@@ -315,12 +320,24 @@ def with_runner(architecture: str, task: str, settings: dict[str, Any], seed: in
 
 
 def measure(case: Case) -> dict[str, dict[str, Any]]:
+    """Each side `case.repeats` times, the sides taking turns (bare, Lightning, runner, bare, ...),
+    so that a slow spell of the machine lands on every side alike. A side's figures are those of
+    its fastest repeat (by steady-state step time: the best of N, as `timeit` takes it, since a
+    shared machine only ever slows a repeat down); `step_s_repeats` lists them all."""
     settings = case.run_settings()
     steps = case.windows.total
-    sides = {"bare": bare_loop(case.architecture, case.task, settings, steps),
-             "lightning": plain_lightning(case.architecture, case.task, settings, steps),
-             "runner": with_runner(case.architecture, case.task, settings)}
-    return {name: side.figures(case.windows) for name, side in sides.items()}
+    trained = {"bare": lambda: bare_loop(case.architecture, case.task, settings, steps),
+               "lightning": lambda: plain_lightning(case.architecture, case.task, settings, steps),
+               "runner": lambda: with_runner(case.architecture, case.task, settings)}
+    repeats: dict[str, list[dict[str, Any]]] = {name: [] for name in trained}
+    for _ in range(case.repeats):
+        for name, train in trained.items():
+            repeats[name].append(train().figures(case.windows))
+    figures = {}
+    for name, measured in repeats.items():
+        figures[name] = {**min(measured, key=lambda figure: figure["step_s"]),
+                         "step_s_repeats": [figure["step_s"] for figure in measured]}
+    return figures
 
 
 def main() -> dict[str, Any]:

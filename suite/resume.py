@@ -190,6 +190,8 @@ class SaveResumePoint(Checkpoint):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
         self.batches.completed += 1
+        if not self.stop_requested and trainer.world_size == 1 and trainer.global_step % self.every_steps:
+            return   # most steps: nothing to write and no stop to honour (DDP agrees on stops below)
         if self._validation_due(trainer):
             return   # its end writes the resume point, and stops the run if a stop was asked for
         self._stop_if_requested(trainer)

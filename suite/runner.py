@@ -84,7 +84,12 @@ class BenchmarkModule(pl.LightningModule):
         # real and all positions of the training batches' sequences (`padding_share`)
         self.positions = torch.zeros(2, dtype=torch.long)
         self.initial_loss: float | None = None
-        self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
+        # per step since the last check (`_check_window`): its loss, items, and sequence lengths
+        # with their padded size; plain lists, so that a step adds no tensor operation of its own
+        self._window_losses: list[torch.Tensor] = []
+        self._window_counts: list[torch.Tensor] = []
+        self._window_lengths: list[torch.Tensor] = []
+        self._window_padded = 0
 
     # ---- shared
 
@@ -131,14 +136,25 @@ class BenchmarkModule(pl.LightningModule):
         self.positions = checkpoint.get("positions", torch.zeros(2, dtype=torch.long))
 
     def _count_positions(self, batch: Batch) -> None:
-        """Add a training batch's real and padded positions: those of its sequences (the source
-        and, for an encoder-decoder task, the decoder's inputs), on the device, with no sync."""
+        """Note a training batch's sequences (the source and, for an encoder-decoder task, the
+        decoder's inputs): their lengths, and the positions they fill with padding."""
         for sequences in (batch.inputs, batch.decoder_inputs):
             if isinstance(sequences, SequenceBatch):
-                lengths = sequences.lengths
-                every = lengths.new_tensor(lengths.shape[0] * sequences.values.shape[1])
-                counted = torch.stack([lengths.sum(), every])
-                self.positions = self.positions.to(lengths.device) + counted
+                self._window_lengths.append(sequences.lengths)
+                self._window_padded += sequences.lengths.shape[0] * sequences.values.shape[1]
+
+    def _add_tallies(self) -> None:
+        """Add the items and positions of the steps since the last call to the run's totals:
+        a few device operations per window, no sync."""
+        if self._window_counts:
+            counts = torch.stack(self._window_counts).sum()
+            self.items_trained = self.items_trained.to(counts.device) + counts
+            self._window_counts = []
+        if self._window_lengths:
+            real = torch.cat(self._window_lengths).sum()
+            counted = torch.stack([real, real.new_tensor(self._window_padded)])
+            self.positions = self.positions.to(real.device) + counted
+            self._window_lengths, self._window_padded = [], 0
 
     def padding_share(self) -> float | None:
         """Padded positions over all positions of the training batches' sequences (0 for
@@ -150,10 +166,9 @@ class BenchmarkModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         output = self._step(batch, training=True)
         loss = self._reduce(output.loss_sum, output.count, batch)
-        self.items_trained = self.items_trained.to(output.count.device) + output.count
+        self._window_counts.append(output.count)
         self._count_positions(batch)
-        self._train_loss_window = loss.detach() + self._train_loss_window.to(loss.device)
-        self._train_window_steps += 1
+        self._window_losses.append(loss.detach())
         if self.global_step % LOG_EVERY == 0:
             # Lightning's self.log costs about a millisecond: once per window, not per step
             self._check_window(log=True)
@@ -163,15 +178,16 @@ class BenchmarkModule(pl.LightningModule):
         """Apply the divergence rule to the mean training loss of the steps since the last check,
         and log it as train/loss if `log`; start a new window if `reset`.
 
-        Host syncs: `training_step` only adds the loss to a tensor on the device; this reads it
-        back (`float`), so training syncs once per LOG_EVERY steps, at checkpoints and at the end.
+        Host syncs: `training_step` only notes the loss (a device tensor) in a list; this averages
+        the list and reads the mean back (`float`), so training syncs once per LOG_EVERY steps, at checkpoints and at the end.
         train/loss goes to the store and loggers, not the progress bar: Lightning converts a
         progress-bar value with `.item()` after every batch, a device sync per step. Under DDP
         every process calls this at the same steps and the window is averaged over them first,
         so all stop on the same step."""
-        if not self._train_window_steps:
+        self._add_tallies()
+        if not self._window_losses:
             return
-        mean = self._train_loss_window / self._train_window_steps
+        mean = torch.stack(self._window_losses).mean()
         if self._trainer is not None and self.trainer.world_size > 1:
             mean = self.trainer.strategy.reduce(mean, reduce_op="mean")
         value = float(mean)
@@ -183,7 +199,7 @@ class BenchmarkModule(pl.LightningModule):
         if log:
             self.log("train/loss", mean, on_step=True, on_epoch=False)
         if reset:
-            self._train_loss_window, self._train_window_steps = torch.zeros(()), 0
+            self._window_losses = []
 
     def on_train_end(self) -> None:
         self._check_window(log=False)  # the steps since the last window count too
@@ -268,16 +284,22 @@ class BenchmarkModule(pl.LightningModule):
 
 
 class RecordProgress(Callback):
-    """After every validation: write the round's metrics to the store's history. Also time
-    training for the throughput figure: wall time between consecutive training batches, so data
-    loading and the loop's own overhead count, and validation does not.
+    """The run's progress, in one callback (Lightning's per-step cost grows with each callback):
 
-    A round is numbered by its training step, so a validation repeated after a resume (the process
-    died after writing the round but before its checkpoint) replaces its round instead of adding
-    a second one."""
+    - after every validation, the round's metrics go to the store's history. A round is numbered
+      by its training step, so a validation repeated after a resume (the process died after
+      writing the round but before its checkpoint) replaces its round instead of adding a second;
+    - training time, for the throughput figure: wall time between consecutive training batches,
+      so data loading and the loop's own overhead count, and validation does not;
+    - the end of the budget: every run ends with a validation of its final weights, whatever the
+      interval. Lightning validates when a callback sets `should_stop`, but not when it stops at
+      `max_steps` or `max_epochs` itself; so on the last batch of the budget this asks it to stop
+      (before the checkpoint callbacks see the batch). A time budget already stops that way."""
 
-    def __init__(self, store: Recorder, run_id: str) -> None:
+    def __init__(self, store: Recorder, run_id: str, max_steps: int | None = None,
+                 max_epochs: int | None = None) -> None:
         self.store, self.run_id = store, run_id
+        self.max_steps, self.max_epochs = max_steps, max_epochs
         self.train_seconds = 0.0
         self._since = time.perf_counter()
 
@@ -288,6 +310,10 @@ class RecordProgress(Callback):
         now = time.perf_counter()
         self.train_seconds += now - self._since
         self._since = now
+        last_step = self.max_steps is not None and trainer.global_step >= self.max_steps
+        last_epoch = self.max_epochs is not None and trainer.current_epoch + 1 >= self.max_epochs
+        if last_step or (last_epoch and batch_index + 1 >= trainer.num_training_batches):
+            trainer.should_stop = True
 
     def on_validation_end(self, trainer, module) -> None:
         self._since = time.perf_counter()
@@ -297,23 +323,6 @@ class RecordProgress(Callback):
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
         if trainer.is_global_zero:   # under DDP, one process records
             self.store.add_round(self.run_id, trainer.global_step, values)
-
-
-class ValidateAtBudgetEnd(Callback):
-    """Every run ends with a validation of its final weights, whatever the interval.
-
-    Lightning validates when a callback sets `should_stop`, but not when it stops at `max_steps`
-    or `max_epochs` itself; so on the last batch of the budget this callback asks it to stop. (A
-    time budget already stops through `should_stop`.)"""
-
-    def __init__(self, max_steps: int | None, max_epochs: int | None) -> None:
-        self.max_steps, self.max_epochs = max_steps, max_epochs
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
-        last_step = self.max_steps is not None and trainer.global_step >= self.max_steps
-        last_epoch = self.max_epochs is not None and trainer.current_epoch + 1 >= self.max_epochs
-        if last_step or (last_epoch and batch_index + 1 >= trainer.num_training_batches):
-            trainer.should_stop = True
 
 
 def fit_closed_form_readout(module: BenchmarkModule, train: Any, recorder: RecordProgress) -> None:
@@ -616,7 +625,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     started = time.perf_counter()
     memory = PeakMemory()
     memory.start()
-    recorder = RecordProgress(store, run_id)
+    recorder = RecordProgress(store, run_id, config.trainer.max_steps, config.trainer.max_epochs)
     metrics: dict[str, float] = {}
     timings: dict[str, float] = {"setup_s": started - began}
     nondeterministic: set[str] = set()
@@ -683,8 +692,7 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
     best = ModelCheckpoint(dirpath=checkpoint_dir, monitor=monitor, mode=task.direction,
                            save_top_k=1, save_last=False, filename="best", enable_version_counter=False)
     train_batches = ResumableBatches(splits.train)
-    callbacks: list[Callback] = [recorder, ValidateAtBudgetEnd(config.trainer.max_steps, config.trainer.max_epochs),
-                                 best, SaveResumePoint(train_batches, checkpoint_dir)]
+    callbacks: list[Callback] = [recorder, best, SaveResumePoint(train_batches, checkpoint_dir)]
     if config.trainer.early_stopping:
         callbacks.append(EarlyStopping(monitor=monitor, mode=task.direction,
                                        patience=config.trainer.patience, check_finite=False))
@@ -696,6 +704,11 @@ def _train_and_evaluate(module: BenchmarkModule, splits: Any, config: RunConfig,
                          enable_progress_bar=progress, enable_model_summary=False,
                          num_sanity_val_steps=0, deterministic="warn",
                          default_root_dir=str(checkpoint_dir))
+    # deterministic="warn" turns on torch's deterministic algorithms, and with them a NaN fill of
+    # every tensor an op allocates (`torch.utils.deterministic.fill_uninitialized_memory`, a debug
+    # aid): a second write of every output. No kernel reads memory before writing it, so results
+    # are the same bit for bit without the fill, and steps are faster (`benchmarks.runner_overhead`).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if config.trainer.devices > 1:   # the processes Lightning starts inherit rank 0's decision
         os.environ[RESUME_ENV] = str(resume_from or "")
     fit_started = time.perf_counter()

@@ -174,13 +174,13 @@ def test_an_encoder_that_lists_a_non_square_matrix_is_a_plugin_error():
 def _largest_gradients(monkeypatch) -> list[float]:
     """The largest |gradient entry| after every training step, as the optimiser used it."""
     seen: list[float] = []
-    original = runner.ValidateAtBudgetEnd.on_train_batch_end
+    original = runner.RecordProgress.on_train_batch_end
 
     def spy(self, trainer, module, *args):
         seen.append(max(float(p.grad.abs().max()) for p in module.parameters() if p.grad is not None))
         return original(self, trainer, module, *args)
 
-    monkeypatch.setattr(runner.ValidateAtBudgetEnd, "on_train_batch_end", spy)
+    monkeypatch.setattr(runner.RecordProgress, "on_train_batch_end", spy)
     return seen
 
 
