@@ -5,14 +5,16 @@ Each run is its own process, `python -m rnnbench.cli run ...` as a user would st
 own store (two runs with one store would be one run: the second would wait for the first's claim).
 First one run alone, then two started at the same moment; the figure is the slower of the two
 against the run alone, as wall time of the process (start-up and evaluation included) and as the
-training time the run records (`timings.fit_s`). Four thread settings:
+training time the run records (`timings.fit_s`). Three thread settings:
 
-- default: no thread variable, each process takes torch's default (every core);
-- runner policy: each process gets the runner's share (`rnnbench.workers.threads_per_worker`:
-  the CPUs for a run alone, the CPUs halved for each of two), through OMP_NUM_THREADS;
-- default + OMP_WAIT_POLICY=PASSIVE, and runner policy + PASSIVE: idle OpenMP threads sleep at
-  once instead of spinning (GNU OpenMP spins for a while by default, which on a full machine
-  takes the cores from the other process's threads).
+- the suite's default: no thread variable; each run takes the usable CPUs shared out between the
+  training processes registered on the machine (`rnnbench.cpu_share`): all of them alone, half
+  each for two started together;
+- every core each: OMP_NUM_THREADS set to the CPU count for every process (torch's own default,
+  and the suite's before `cpu_share`);
+- every core each + OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep at once instead of
+  spinning (GNU OpenMP spins for a while by default, which on a full machine takes the cores
+  from the other process's threads).
 
 Each run records the thread count it used; it is printed beside the figures.
 """
@@ -42,14 +44,11 @@ def _base_environment() -> dict[str, str]:
 
 def policies() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     """name: (extra environment of a run alone, of each of two runs together)."""
-    base = _base_environment()
-    alone, shared = str(runner_threads(1, base)), str(runner_threads(2, base))
-    passive = {"OMP_WAIT_POLICY": "PASSIVE"}
-    return {"default threads": ({}, {}),
-            "runner policy": ({"OMP_NUM_THREADS": alone}, {"OMP_NUM_THREADS": shared}),
-            "default + PASSIVE": (passive, passive),
-            "runner policy + PASSIVE": ({"OMP_NUM_THREADS": alone, **passive},
-                                        {"OMP_NUM_THREADS": shared, **passive})}
+    every_core = {"OMP_NUM_THREADS": str(runner_threads(1, _base_environment()))}
+    passive = {**every_core, "OMP_WAIT_POLICY": "PASSIVE"}
+    return {"suite default (shared)": ({}, {}),
+            "every core each": (every_core, every_core),
+            "every core each + PASSIVE": (passive, passive)}
 
 
 def _command(store: Path) -> list[str]:

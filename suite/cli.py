@@ -152,6 +152,9 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rnnbench import cpu_share
+
+    cpu_share.register()   # before the slow imports: a run started beside this one counts it
     from rnnbench import runner
 
     seed, store = _seed(args), _store_path(args)

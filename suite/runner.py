@@ -31,7 +31,7 @@ import torchmetrics
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.strategies import DDPStrategy
 
-from rnnbench import registry, verdicts
+from rnnbench import cpu_share, registry, verdicts
 from rnnbench.config import RunConfig, check_seed, config_hash, identity_settings, resolve
 from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task, compatibility
 from rnnbench.errors import BenchmarkError, DivergedError
@@ -591,6 +591,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     failed (with the error) or interrupted (Ctrl-C, SIGTERM, or found dead later); then the error
     is raised again (a KeyboardInterrupt with `recorded = True`)."""
     began = time.perf_counter()
+    cpu_share.register()
     prepared = prepare(architecture_name, task_name, overrides, preset, seed)
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id
@@ -626,12 +627,14 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     memory = PeakMemory()
     memory.start()
     recorder = RecordProgress(store, run_id, config.trainer.max_steps, config.trainer.max_epochs)
+    threads, thread_policy = cpu_share.threads_for_run()   # once, before training: recorded
+    torch.set_num_threads(threads)
     metrics: dict[str, float] = {}
     timings: dict[str, float] = {"setup_s": started - began}
     nondeterministic: set[str] = set()
 
     def record(status: str, error: str | None = None, **measured: Any) -> None:
-        env = {**environment(), "deterministic_algorithms": "warn",
+        env = {**environment(), "thread_policy": thread_policy, "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
                "peak_memory": memory.kind, "conformance": conformance, "timings": timings,
                "resumed": resume_from is not None,

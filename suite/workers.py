@@ -11,7 +11,8 @@ then training many runs in turn (`rnnbench.runner.run`), fed by one driver (`exe
   checkpoint and its status (interrupted: the next sweep resumes it), then the driver exits 130.
 - A killed driver (SIGKILL): each worker notices its parent is gone within a second and stops the
   same way, so a sweep started again resumes every interrupted run from its checkpoint.
-- Threads: a worker uses `threads_per_worker` (the cores shared out, or $OMP_NUM_THREADS); on
+- Threads: a worker uses `threads_per_worker` (the cores shared out, or $OMP_NUM_THREADS) and
+  registers as a training process (`rnnbench.cpu_share`: a run started beside a sweep counts it); on
   GPUs, one run per GPU.
 """
 
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from rnnbench import cpu_share
 from rnnbench.store import ResultStore
 from rnnbench.sweep import PlannedRun, SweepOutcomes
 
@@ -63,11 +65,11 @@ class PlanSource:
 
 
 def threads_per_worker(workers: int) -> int:
-    """$OMP_NUM_THREADS if set, else the cores shared out between the workers (at least one)."""
-    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+    """$OMP_NUM_THREADS if set, else the usable CPUs shared out between the workers (at least one)."""
+    configured = cpu_share.configured_threads()
+    if configured is not None:
+        return configured
+    return max(1, cpu_share.usable_cpus() // max(workers, 1))
 
 
 # --------------------------------------------------------------------------- the worker process
@@ -76,7 +78,8 @@ def threads_per_worker(workers: int) -> int:
 def worker_main(connection: Any, store_path: str, threads: int, options: dict[str, Any]) -> None:
     """A worker's life: import once, then run each job the driver sends until it sends None, the
     driver goes away or a signal stops it."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)   # the driver's share for each worker, for every run
+    cpu_share.register()
     signal.signal(signal.SIGTERM, _raise_interrupt)
     parent = os.getppid()
     threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()

@@ -1,0 +1,86 @@
+"""Sharing the CPU cores between the processes that train on one machine.
+
+Each process that trains (a `rnnbench run`, a sweep's worker, a process of a multi-device run)
+registers itself while it lives: an empty file named by its PID in a per-user folder of the temp
+directory. A run that is not told its thread count ($OMP_NUM_THREADS) takes the usable CPUs shared
+out between the registered processes, at least one. A run alone uses every core; two runs started
+together take half each instead of both taking every core, which on a full machine slows every
+step down many times (`python -m benchmarks concurrency`).
+
+The count is decided once, when training starts, and recorded with the run (`threads`, and
+`thread_policy` saying why): results are reproducible per thread count, so it never changes
+during a run. A process that died without removing its file is recognised (no such PID) and its
+file removed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+from pathlib import Path
+
+THREADS_ENV = "OMP_NUM_THREADS"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _folder() -> Path:
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"rnnbench-{user}" / "training"
+
+
+def register() -> None:
+    """Count this process among those training on the machine, until it exits (idempotent)."""
+    folder = _folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / str(os.getpid())
+    if not mark.exists():
+        mark.touch()
+        atexit.register(mark.unlink, missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process with that PID: alive
+        return True
+    return True
+
+
+def training_processes() -> int:
+    """The registered processes that are still alive (at least this one)."""
+    folder = _folder()
+    alive = 0
+    if folder.is_dir():
+        for mark in folder.iterdir():
+            if not mark.name.isdigit():
+                continue
+            if _alive(int(mark.name)):
+                alive += 1
+            else:
+                mark.unlink(missing_ok=True)
+    return max(alive, 1)
+
+
+def configured_threads() -> int | None:
+    """$OMP_NUM_THREADS when it holds a positive count, else None."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def threads_for_run() -> tuple[int, str]:
+    """(threads, why) for a run starting to train now: $OMP_NUM_THREADS if set, else the usable
+    CPUs shared out between the registered training processes."""
+    configured = configured_threads()
+    if configured is not None:
+        return configured, f"{THREADS_ENV}={configured}"
+    cpus, processes = usable_cpus(), training_processes()
+    return max(1, cpus // processes), f"{cpus} CPUs shared by {processes} training process(es)"
