@@ -135,7 +135,7 @@ CASES = [
          {"arch.hidden_size": 200, "arch.num_layers": 2, "optim.optimizer": "sgd", "optim.lr": 1.0,
           "optim.clip_norm": 5.0, "optim.init_scale": 0.1, "optim.loss_reduction": "sequence_sum",
           "trainer.batch_size": LM_BATCH},
-         size(Windows(10, 3, 60), Windows(2, 2, 3))),
+         size(Windows(10, 3, 60), Windows(2, 2, 3)), repeats=size(2, 1)),
 ]
 
 

@@ -1,8 +1,9 @@
 """Sharing the CPU cores between the processes that train on one machine.
 
-Each process that trains (a `rnnbench run`, a sweep's worker, a process of a multi-device run)
-registers itself while it lives: an empty file named by its PID in a per-user folder of the temp
-directory. A run that is not told its thread count ($OMP_NUM_THREADS) takes the usable CPUs shared
+Each process that trains registers itself while it trains (`while_training`, around
+`rnnbench.runner.run`; a `rnnbench run` process for its whole life, `register`, so that two started
+together see each other before either decides): an empty file named by its PID in a per-user
+folder of the temp directory. A run that is not told its thread count ($OMP_NUM_THREADS) takes the usable CPUs shared
 out between the registered processes, at least one. A run alone uses every core; two runs started
 together take half each instead of both taking every core, which on a full machine slows every
 step down many times (`python -m benchmarks concurrency`).
@@ -16,9 +17,14 @@ file removed.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+Function = TypeVar("Function", bound=Callable[..., Any])
 
 THREADS_ENV = "OMP_NUM_THREADS"
 
@@ -35,14 +41,42 @@ def _folder() -> Path:
     return Path(tempfile.gettempdir()) / f"rnnbench-{user}" / "training"
 
 
-def register() -> None:
-    """Count this process among those training on the machine, until it exits (idempotent)."""
+def _mark() -> Path:
     folder = _folder()
     folder.mkdir(parents=True, exist_ok=True)
-    mark = folder / str(os.getpid())
+    return folder / str(os.getpid())
+
+
+def register() -> None:
+    """Count this process among those training on the machine, until it exits (idempotent)."""
+    mark = _mark()
     if not mark.exists():
         mark.touch()
         atexit.register(mark.unlink, missing_ok=True)
+
+
+@contextlib.contextmanager
+def training() -> Iterator[None]:
+    """Count this process among those training while the block runs (one registered for its
+    whole life stays registered)."""
+    mark = _mark()
+    if mark.exists():
+        yield
+        return
+    mark.touch()
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+
+
+def while_training(function: Function) -> Function:
+    """Decorate a function that trains: the process counts as training while it runs."""
+    @functools.wraps(function)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with training():
+            return function(*args, **kwargs)
+    return counted  # type: ignore[return-value]
 
 
 def _alive(pid: int) -> bool:

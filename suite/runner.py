@@ -570,6 +570,7 @@ def load_trained(store: ResultStore, run_id: str) -> TrainedModel:
     return TrainedModel(run_id, task, config, model.eval())
 
 
+@cpu_share.while_training
 def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None = None, *,
         preset: str | None = None, seed: int = 0, store: Recorder | str | os.PathLike = "runs/rnnbench.sqlite",
         progress: bool = True, wandb: bool = False, check: bool = True, keep_last: bool = False,
@@ -591,7 +592,6 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     failed (with the error) or interrupted (Ctrl-C, SIGTERM, or found dead later); then the error
     is raised again (a KeyboardInterrupt with `recorded = True`)."""
     began = time.perf_counter()
-    cpu_share.register()
     prepared = prepare(architecture_name, task_name, overrides, preset, seed)
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id

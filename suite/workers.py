@@ -11,9 +11,9 @@ then training many runs in turn (`rnnbench.runner.run`), fed by one driver (`exe
   checkpoint and its status (interrupted: the next sweep resumes it), then the driver exits 130.
 - A killed driver (SIGKILL): each worker notices its parent is gone within a second and stops the
   same way, so a sweep started again resumes every interrupted run from its checkpoint.
-- Threads: a worker uses `threads_per_worker` (the cores shared out, or $OMP_NUM_THREADS) and
-  registers as a training process (`rnnbench.cpu_share`: a run started beside a sweep counts it); on
-  GPUs, one run per GPU.
+- Threads: a worker uses `threads_per_worker` (the cores shared out, or $OMP_NUM_THREADS), and
+  counts as a training process while it trains a run (`rnnbench.cpu_share`); on GPUs, one run per
+  GPU.
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ def worker_main(connection: Any, store_path: str, threads: int, options: dict[st
     """A worker's life: import once, then run each job the driver sends until it sends None, the
     driver goes away or a signal stops it."""
     os.environ["OMP_NUM_THREADS"] = str(threads)   # the driver's share for each worker, for every run
-    cpu_share.register()
     signal.signal(signal.SIGTERM, _raise_interrupt)
     parent = os.getppid()
     threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()

@@ -74,4 +74,11 @@ def test_a_run_trains_with_its_share_and_records_it(other_training_process, tmp_
     environment = ResultStore(tmp_path / "r.sqlite").runs_frame().set_index("run_id").environment[result.run_id]
     assert environment["threads"] == 2
     assert environment["thread_policy"] == "4 CPUs shared by 2 training process(es)"
-    assert (tmp_path / "training" / str(os.getpid())).exists()   # registered while it lives
+    assert not (tmp_path / "training" / str(os.getpid())).exists()   # counted only while it trained
+
+
+def test_a_process_counts_only_while_it_trains(registry_folder):
+    mark = registry_folder / str(os.getpid())
+    with cpu_share.training():
+        assert mark.exists() and cpu_share.training_processes() == 1
+    assert not mark.exists()
