@@ -41,17 +41,25 @@ def _folder() -> Path:
     return Path(tempfile.gettempdir()) / f"rnnbench-{user}" / "training"
 
 
-def _mark() -> Path:
-    folder = _folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / str(os.getpid())
+def _new_mark() -> Path | None:
+    """This process's file, created now; None if it existed already, or cannot be written (a
+    read-only temp directory: the run then counts only itself, and is not stopped for it)."""
+    try:
+        folder = _folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        mark = folder / str(os.getpid())
+        if mark.exists():
+            return None
+        mark.touch()
+        return mark
+    except OSError:
+        return None
 
 
 def register() -> None:
     """Count this process among those training on the machine, until it exits (idempotent)."""
-    mark = _mark()
-    if not mark.exists():
-        mark.touch()
+    mark = _new_mark()
+    if mark is not None:
         atexit.register(mark.unlink, missing_ok=True)
 
 
@@ -59,15 +67,12 @@ def register() -> None:
 def training() -> Iterator[None]:
     """Count this process among those training while the block runs (one registered for its
     whole life stays registered)."""
-    mark = _mark()
-    if mark.exists():
-        yield
-        return
-    mark.touch()
+    mark = _new_mark()
     try:
         yield
     finally:
-        mark.unlink(missing_ok=True)
+        if mark is not None:
+            mark.unlink(missing_ok=True)
 
 
 def while_training(function: Function) -> Function:
@@ -91,16 +96,17 @@ def _alive(pid: int) -> bool:
 
 def training_processes() -> int:
     """The registered processes that are still alive (at least this one)."""
-    folder = _folder()
     alive = 0
-    if folder.is_dir():
-        for mark in folder.iterdir():
+    try:
+        for mark in _folder().iterdir():
             if not mark.name.isdigit():
                 continue
             if _alive(int(mark.name)):
                 alive += 1
             else:
                 mark.unlink(missing_ok=True)
+    except OSError:   # no folder, or one this process cannot read: it counts itself
+        pass
     return max(alive, 1)
 
 

@@ -82,3 +82,14 @@ def test_a_process_counts_only_while_it_trains(registry_folder):
     with cpu_share.training():
         assert mark.exists() and cpu_share.training_processes() == 1
     assert not mark.exists()
+
+
+def test_a_temp_folder_that_cannot_be_written_does_not_stop_a_run(tmp_path, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setattr(cpu_share, "_folder", lambda: blocked / "training")
+    monkeypatch.setattr(cpu_share, "usable_cpus", lambda: 4)
+    monkeypatch.delenv(cpu_share.THREADS_ENV, raising=False)
+    cpu_share.register()
+    with cpu_share.training():
+        assert cpu_share.threads_for_run() == (4, "4 CPUs shared by 1 training process(es)")
