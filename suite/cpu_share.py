@@ -3,10 +3,10 @@
 Each process that trains registers itself while it trains (`while_training`, around
 `rnnbench.runner.run`; a `rnnbench run` process for its whole life, `register`, so that two started
 together see each other before either decides): an empty file named by its PID in a per-user
-folder of the temp directory. A run that is not told its thread count ($OMP_NUM_THREADS) takes the usable CPUs shared
-out between the registered processes, at least one. A run alone uses every core; two runs started
-together take half each instead of both taking every core, which on a full machine slows every
-step down many times (`python -m benchmarks concurrency`).
+folder of the temp directory. A run that is not told its thread count ($OMP_NUM_THREADS) takes
+the usable CPUs shared out between the registered processes, at least one. A run alone uses every
+core; two runs started together take half each instead of both taking every core, which on a full
+machine slows every step down many times (`python -m benchmarks concurrency`).
 
 The count is decided once, when training starts, and recorded with the run (`threads`, and
 `thread_policy` saying why): results are reproducible per thread count, so it never changes

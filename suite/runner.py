@@ -179,7 +179,8 @@ class BenchmarkModule(pl.LightningModule):
         and log it as train/loss if `log`; start a new window if `reset`.
 
         Host syncs: `training_step` only notes the loss (a device tensor) in a list; this averages
-        the list and reads the mean back (`float`), so training syncs once per LOG_EVERY steps, at checkpoints and at the end.
+        the list and reads the mean back (`float`), so training syncs once per LOG_EVERY steps, at
+        checkpoints and at the end.
         train/loss goes to the store and loggers, not the progress bar: Lightning converts a
         progress-bar value with `.item()` after every batch, a device sync per step. Under DDP
         every process calls this at the same steps and the window is averaged over them first,
