@@ -332,34 +332,37 @@ def test_a_quick_run_through_the_runner_completes(tmp_path, name: str, settings:
 
 # --------------------------------------------------------------------------- what each is for (slow)
 
-# the adding problem at T = 50 (Hochreiter & Schmidhuber 1997; predicting 1 scores 1/6 = 0.167),
-# at the probes leaderboard's budget: 50k trained parameters, 1,500 steps, the task's other
-# defaults. There the fused `rnn` stays at 0.157-0.161 (leaderboards/probes/, 3 seeds).
-LONG_ADDING = {"task.length": "50", "trainer.max_steps": "1500", "trainer.val_every_steps": "250",
-               "arch.params": "50k"}
+# The probes leaderboard's budget: 50k trained parameters, 1,500 steps, the task's other defaults.
+PROBE_BUDGET = {"trainer.max_steps": "1500", "trainer.val_every_steps": "250", "arch.params": "50k"}
 
 
-@pytest.fixture(scope="module")
-def rnn_on_long_adding(tmp_path_factory) -> float:
+def _probe(name: str, task: str, length: int, folder) -> float:
     from rnnbench.runner import run
 
-    store = tmp_path_factory.mktemp("rnn") / "r.sqlite"
-    return run("rnn", "adding", LONG_ADDING, store=store, progress=False).metrics["test/mse"]
+    settings = {**PROBE_BUDGET, "task.length": str(length)}
+    result = run(name, task, settings, store=folder / f"{name}.sqlite", progress=False)
+    return result.metrics["test/accuracy" if task == "copy" else "test/mse"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["leaky_rnn", "skip_rnn"])
-def test_leaky_and_skip_rnns_reach_further_than_the_elman_rnn(tmp_path, name: str,
-                                                              rnn_on_long_adding: float) -> None:
-    """Leaky units with slow time scales, or a 4-step skip connection, carry the first marked
-    value across the 50 steps where the Elman RNN of the same parameter count stays at the
-    baseline (both at their default options)."""
-    from rnnbench.runner import run
+def test_leaky_units_remember_further_than_the_elman_rnn(tmp_path) -> None:
+    """Copy at T = 50 (Arjovsky et al. 2016; chance 1/8): leaky units with slow time scales carry
+    the symbols across the delay where the Elman RNN of the same parameter count stays at chance.
+    Calibrated on the probes sweep (seeds 0-2): leaky_rnn 0.264-0.292, rnn 0.117-0.126."""
+    leaky, elman = _probe("leaky_rnn", "copy", 50, tmp_path), _probe("rnn", "copy", 50, tmp_path)
+    assert elman < 0.14, elman
+    assert leaky > 0.2, (leaky, elman)
 
-    mse = run(name, "adding", LONG_ADDING, store=tmp_path / "r.sqlite", progress=False).metrics["test/mse"]
-    assert rnn_on_long_adding > 0.14, rnn_on_long_adding           # the plateau at 1/6
-    assert mse < 0.08, (name, mse, rnn_on_long_adding)              # under half the baseline
-    assert mse < 0.5 * rnn_on_long_adding
+
+@pytest.mark.slow
+def test_skip_connections_reach_further_than_the_elman_rnn(tmp_path) -> None:
+    """Adding at T = 50 (predicting 1 scores 1/6 = 0.167): a 4-step skip connection carries the
+    first marked value across the 50 steps where the Elman RNN of the same parameter count stays
+    at the baseline (0.157-0.161 over 3 seeds). Not yet calibrated: the probes sweep's skip_rnn
+    rows on adding decide whether this budget shows the effect (on copy it does not: 0.127)."""
+    skip, elman = _probe("skip_rnn", "adding", 50, tmp_path), _probe("rnn", "adding", 50, tmp_path)
+    assert elman > 0.14, elman
+    assert skip < 0.5 * elman, (skip, elman)
 
 
 def _train_jordan_on_adding(feedback: bool, steps: int = 800, length: int = 10, hidden: int = 32) -> float:
