@@ -355,11 +355,13 @@ def test_leaky_units_remember_further_than_the_elman_rnn(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="not at the probes budget: skip_rnn's adding MSE at T = 50 is "
+                   "0.164 over 3 seeds (leaderboards/probes/), the Elman RNN's 0.161")
 def test_skip_connections_reach_further_than_the_elman_rnn(tmp_path) -> None:
     """Adding at T = 50 (predicting 1 scores 1/6 = 0.167): a 4-step skip connection carries the
     first marked value across the 50 steps where the Elman RNN of the same parameter count stays
-    at the baseline (0.157-0.161 over 3 seeds). Not yet calibrated: the probes sweep's skip_rnn
-    rows on adding decide whether this budget shows the effect (on copy it does not: 0.127)."""
+    at the baseline (0.157-0.161 over 3 seeds). The probes sweep says it does not at this budget
+    (nor on copy: 0.128), so the claim is an expected failure until a budget shows it."""
     skip, elman = _probe("skip_rnn", "adding", 50, tmp_path), _probe("rnn", "adding", 50, tmp_path)
     assert elman > 0.14, elman
     assert skip < 0.5 * elman, (skip, elman)
