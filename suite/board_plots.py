@@ -7,7 +7,7 @@
 - training throughput by architecture.
 
 Bands and bars are Student-t 95% intervals of the mean over seeds (none for a single seed).
-matplotlib draws off-screen (Agg).
+Figures are written as palette PNGs (`rnnbench.figure_files`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnbench.figure_files import pyplot, save_png
 from rnnbench.leaderboard import confidence_interval
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def mean_and_half_width(values: pd.Series) -> tuple[float, float]:
@@ -39,18 +31,14 @@ def mean_and_half_width(values: pd.Series) -> tuple[float, float]:
 
 
 def _save(figure, output: str | Path) -> Path:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(output, dpi=110)
-    _pyplot().close(figure)
-    return output
+    return save_png(figure, output, dpi=110)
 
 
 def plot_metric_against_parameters(points: pd.DataFrame, metric: str, title: str, output: str | Path) -> Path:
     """`points`: one row per run with columns architecture, config_id, parameters, score. One point
     per configuration at its mean, with a 95% interval; log-scaled parameters."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for architecture, runs in points.groupby("architecture", sort=True):
         rows = [(group.parameters.mean(), *mean_and_half_width(group.score))
@@ -83,7 +71,7 @@ def _bands(points: pd.DataFrame, x_column: str, y_column: str, x_label: str, y_l
            output: str | Path, marker: str | None = None) -> Path:
     """One line per architecture: the mean of `y_column` at each value of `x_column`, with its
     95% band."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for architecture, members in points.groupby("architecture", sort=True):
         rows = sorted((x, *mean_and_half_width(group[y_column])) for x, group in members.groupby(x_column))
@@ -101,7 +89,7 @@ def _bands(points: pd.DataFrame, x_column: str, y_column: str, x_label: str, y_l
 def plot_throughput(points: pd.DataFrame, unit: str, title: str, output: str | Path) -> Path:
     """`points`: one row per run with columns architecture, items_per_second. One bar per
     architecture at the mean over its runs, with a 95% interval."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = sorted(((architecture, *mean_and_half_width(group.items_per_second))
                    for architecture, group in points.groupby("architecture")), key=lambda row: -row[1])
     names, means, half = zip(*rows)

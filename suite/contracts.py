@@ -349,6 +349,10 @@ class Task:
         RUN_ID` then writes an image grid from its runs.
     curve_setting: a setting the primary metric is studied as a function of (e.g. "task.length"
         for the probes): the leaderboard then adds a table with one column per value of it.
+    ranked_together: task settings that change how the model is built or trained, not the data it
+        is tested on or how it is scored (e.g. "task.batching", "task.output_layer"): the
+        leaderboard ranks runs that differ in them in one table; every other task setting that
+        varies gives a table per value.
     item_unit: what the head's `count` counts, one supervised item (tokens, sentences, images,
         steps): the unit of the loss average and of the throughput figure (items per second).
     """
@@ -364,6 +368,7 @@ class Task:
     generates_text: ClassVar[bool] = False
     draws_images: ClassVar[bool] = False
     curve_setting: ClassVar[str | None] = None
+    ranked_together: ClassVar[tuple[str, ...]] = ()
     item_unit: ClassVar[str] = "items"
 
     @dataclass
@@ -382,6 +387,13 @@ class Task:
             raise BenchmarkError(f"task {cls.__module__}.{cls.__qualname__} declares a decoder but "
                                  f"its Options have no `decoder` field: add `decoder: str | None = "
                                  f"None` (the decoder's architecture; None: the encoder's)")
+        together = cls.__dict__.get("ranked_together", ())
+        settings = {f"task.{field.name}" for field in dataclasses.fields(cls.Options)} if together else set()
+        unknown = [name for name in together if name not in settings]
+        if unknown:
+            raise BenchmarkError(f"task {cls.__module__}.{cls.__qualname__} ranks together {unknown[0]!r}, "
+                                 f"which is not one of its settings: name fields of its Options as "
+                                 f"'task.FIELD' ({', '.join(sorted(settings)) or 'it has none'})")
 
     def __init__(self, options: Any) -> None:
         self.options = options

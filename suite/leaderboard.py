@@ -13,7 +13,9 @@ are not ranked: only each pair's best configuration, re-run with every seed. Ref
 published leaderboard's reference.yaml, e.g. a full reproduction of a paper's configuration) are
 shown in tables of their own and never ranked. Only comparable
 configurations are ranked together: one table per value of the task's own settings that vary
-(e.g. `task.length`) and per budget.
+(e.g. `task.length`) and per budget, except the settings a task ranks together (`ranked_together`
+in its recorded task_info: they change how a model is built or trained, not what it is tested on,
+e.g. `task.batching`), which are shown per row like the model's settings.
 
 Statistics, over the n completed seeds of a row (scores x_1..x_n, mean m, sample std s):
 - the 95% interval of the mean, Student t: m ± t_{0.975, n-1} * s / sqrt(n), or with
@@ -129,11 +131,18 @@ def _group_labels(task_runs: pd.DataFrame) -> pd.Series:
     """'task.length=20, steps=6, batch=16': the task settings that vary between the task's runs,
     and the budget; reference runs' labels start with 'reference: ', so they never share a table
     with ranked runs."""
-    keys = [key for key in _varying_settings(task_runs) if key.startswith("task.")]
+    keys = [key for key in _varying_settings(task_runs) if _splits_tables(key, _task_info(task_runs))]
     labels = task_runs.config.map(
         lambda config: ", ".join([f"{key}={config.get(key)}" for key in keys] + [_budget(config)]))
     reference = task_runs.reference if "reference" in task_runs else False
     return labels.where(~reference, "reference: " + labels)
+
+
+def _splits_tables(key: str, task_info: dict) -> bool:
+    """Whether runs that differ in setting `key` go to separate tables: the task's settings do
+    (they change what is tested), except those the task ranks together (`Task.ranked_together`:
+    they change only how the model is built or trained)."""
+    return key.startswith("task.") and key not in task_info.get("ranked_together", ())
 
 
 def _task_info(runs: pd.DataFrame) -> dict:
@@ -163,7 +172,7 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     primary, direction = info["primary_metric"], info["direction"]
     unit = info.get("item_unit", "items")
     runs = runs.assign(score=_scores(runs, primary))
-    varying = [key for key in _varying_settings(runs) if not key.startswith("task.")]
+    varying = [key for key in _varying_settings(runs) if not _splits_tables(key, info)]
     environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
     fixed = environments.map(lambda environment: (environment or {}).get("fixed_parameters"))
     runs = runs.assign(fixed_parameters=pd.to_numeric(fixed, errors="coerce"))
@@ -432,7 +441,7 @@ def _configurations(runs: pd.DataFrame) -> pd.DataFrame:
     for name, _title, members in _groups(runs):
         info = _task_info(members[members.status == "completed"])
         members = members.assign(score=_scores(members, info["primary_metric"]))
-        varying = [key for key in _varying_settings(members) if not key.startswith("task.")]
+        varying = [key for key in _varying_settings(members) if not _splits_tables(key, info)]
         keys = ["_side", "architecture", "config_id"]
         for (side, architecture, config_id), group in members.groupby(keys, sort=False):
             completed = group[group.status == "completed"]
@@ -573,7 +582,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
     if len(threads) > 1:   # results are reproducible per thread count, and throughput depends on it
         text += (f"Rows were produced with different CPU thread counts ({', '.join(map(str, threads))}): "
                  f"their results and throughput compare only within one count.\n\n")
-    text += display_table(frame).to_markdown(index=False, floatfmt=".4g") + "\n"
+    shown = display_table(frame)
+    shown = shown.astype(object).where(shown.notna(), None)   # tabulate shows None, not NaN, as missing
+    text += shown.to_markdown(index=False, floatfmt=".4g", missingval="-") + "\n"
     for note in frame.attrs.get("tuning", []):
         importances = ", ".join(f"{key} {value:.2f}" for key, value in note["importances"].items())
         text += (f"\nTuned {note['architecture']}: {note['trials']} trials; hyper-parameter importances: "

@@ -1,7 +1,4 @@
-"""Figures written as PNG files: gradient-flow curves and grids of sampled images.
-
-matplotlib draws off-screen (the Agg backend), so no display is needed.
-"""
+"""Figures written as PNG files: gradient-flow curves and grids of sampled images."""
 
 from __future__ import annotations
 
@@ -9,22 +6,14 @@ from pathlib import Path
 
 from torch import Tensor
 
+from rnnbench.figure_files import pyplot, save_png
 from rnnbench.gradient_flow import GradientFlow, decay_per_step
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_gradient_flow(flows: list[GradientFlow], title: str, output: str | Path) -> Path:
     """Two panels, at initialisation and after training: ||dL_T / dx_t|| against the distance
     T - t on a log scale, one curve per architecture, each labelled with its fitted decay per step."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, phase, heading in zip(axes, ("init", "trained"), ("at initialisation", "after training")):
         for flow in flows:
@@ -39,18 +28,14 @@ def plot_gradient_flow(flows: list[GradientFlow], title: str, output: str | Path
     axes[0].set_ylabel("||dL_T / dx_t|| (mean over a test batch)")
     figure.suptitle(title)
     figure.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
-    return output
+    return save_png(figure, output, dpi=120)
 
 
 def write_image_grid(images: Tensor, output: str | Path, columns: int = 8, scale: int = 4) -> Path:
     """(N, C, H, W) images with values in [0, 1] tiled row by row into one grey (C = 1) or
     colour (C = 3) PNG, each pixel drawn as a `scale` x `scale` block, with a one-pixel gap
     between tiles."""
-    plt = _pyplot()
+    plt = pyplot()
     images = images.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
     count, channels, height, width = images.shape
     rows = -(-count // columns)

@@ -69,6 +69,8 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     if not tables:
         raise BenchmarkError(f"sweep '{spec.name}' has no completed run in {store.path} yet: see "
                              f"`rnnbench sweep status {sweep_file}`")
+    for earlier in (folder / "plots").glob("*.png"):   # the plots are drawn afresh: none stays stale
+        earlier.unlink()
     plots = _plots(published, history, tables, store, folder / "plots")
     environment = _environment(published)
     (folder / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")

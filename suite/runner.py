@@ -617,7 +617,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
 
     task_info = {"primary_metric": task.primary_metric, "direction": task.direction,
                  "head": task.head_kind, "curve_setting": task.curve_setting,
-                 "item_unit": task.item_unit,
+                 "ranked_together": list(task.ranked_together), "item_unit": task.item_unit,
                  "references": [ref.__dict__ for ref in task.references()]}
     store.start_run(run_id=run_id, config_id=config_id, architecture=architecture_name,
                     task=task_name, architecture_version=architecture.version,

@@ -181,6 +181,7 @@ class PennTreebank(_PennTreebankStream):
                   "arch.hidden_size": 64, "trainer.max_epochs": 2},
     }
     Options = LanguageModellingOptions
+    ranked_together = ("task.tie_weights",)
 
     @property
     def vocabulary(self) -> Vocabulary:

@@ -179,6 +179,7 @@ class _SentimentTask(Task):
                          "arch.hidden_size": 32, "arch.embedding_size": 32, "trainer.max_epochs": 2}}
     binary: ClassVar[bool]
     Options = SentimentOptions
+    ranked_together = ("task.batching",)
 
     def __init__(self, options: SentimentOptions) -> None:
         super().__init__(options)

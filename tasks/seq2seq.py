@@ -123,6 +123,8 @@ class _Seq2SeqTask(Task):
     primary_metric = "exact_match"
     direction = "max"
     Options = Seq2SeqOptions
+    ranked_together = ("task.decoder", "task.attention", "task.teacher_forcing", "task.sampling_decay",
+                       "task.beam_width", "task.length_alpha", "task.batching")
 
     def target_vocab_size(self) -> int:
         raise NotImplementedError

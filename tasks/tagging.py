@@ -129,6 +129,7 @@ class _TaggingTask(Task):
     defaults = _TAGGING_DEFAULTS
     presets = {"quick": _TAGGING_QUICK}
     Options = TaggingOptions
+    ranked_together = ("task.output_layer", "task.batching")
     dataset: str
     files: dict[str, str]
 

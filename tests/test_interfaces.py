@@ -161,6 +161,12 @@ def test_state_carrying_is_declared_once_in_the_requirements():
         assert (module._train_state is not None) is carries
 
 
+def test_a_task_ranks_together_only_settings_it_has():
+    with pytest.raises(BenchmarkError, match="'task.batchin', which is not one of its settings.*task.batching"):
+        type("Typo", (registry.get_task("pos"),), {"ranked_together": ("task.batchin",)})
+    assert registry.get_task("ner").ranked_together == ("task.output_layer", "task.batching")
+
+
 # --------------------------------------------------------------------------- declarations
 
 

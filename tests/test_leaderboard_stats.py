@@ -88,6 +88,33 @@ def test_a_configuration_with_a_diverged_seed_ranks_below_every_complete_one():
     assert list(table["not completed"]) == ["-", "-", "1 diverged"]
 
 
+def test_task_settings_the_task_ranks_together_share_one_table_and_others_split_it():
+    """task.batching changes how a model is trained, not what it is tested on: ranked in one table
+    (the task declares it in `ranked_together`, recorded in task_info); task.length splits."""
+    together = {**TASK_INFO, "ranked_together": ["task.batching"]}
+    runs = _runs([("rnn", [0.1, 0.2], {"task.batching": "random"}),
+                  ("rnn", [0.3, 0.4], {"task.batching": "bucketed"}),
+                  ("gru", [0.5, 0.6], {"task.length": 20})])
+    runs = runs.assign(task_info=[together] * len(runs))
+    tables = leaderboard_tables(runs)
+    assert sorted(tables) == ["adding (task.length=10, steps=60, batch=64)",
+                              "adding (task.length=20, steps=60, batch=64)"]
+    ranked = tables["adding (task.length=10, steps=60, batch=64)"]
+    assert len(ranked) == 2 and list(ranked.settings) == ["task.batching=random", "task.batching=bucketed"]
+    alone = leaderboard_tables(runs.assign(task_info=[TASK_INFO] * len(runs)))   # not declared: split
+    assert len(alone) == 3
+
+
+def test_a_missing_value_reads_as_a_dash_not_nan():
+    """One seed has no interval; a row without fixed weights beside the ESN has no fixed count."""
+    esn = _runs([("esn", [0.1])], environment={"fixed_parameters": 4096})
+    runs = pd.concat([esn, _runs([("gru", [0.3, 0.4])])], ignore_index=True)
+    text = markdown_table(leaderboard_tables(runs)["adding"])
+    assert "nan" not in text
+    gru_row = next(line for line in text.splitlines() if line.startswith("| gru"))
+    assert [cell.strip() for cell in gru_row.strip("|").split("|")].count("-") >= 2   # no fixed params, not completed
+
+
 def test_shared_settings_are_stated_once_above_the_table_not_as_a_column():
     runs = _runs([("rnn", [0.1, 0.2]), ("gru", [0.3, 0.4])])
     text = markdown_table(leaderboard_tables(runs)["adding"])

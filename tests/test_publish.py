@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -41,6 +43,36 @@ def test_publish_writes_the_folder_with_every_part(published):
     assert environment["runs"]["torch"] and environment["published"]["date"]
     results = read_results(folder / "results.csv")
     assert len(results) == 6 and set(results.status) == {"completed"} and set(results.seed) == {0, 1, 2}
+
+
+def test_published_plots_are_palette_pngs_so_the_page_stays_small(published):
+    """Plots are quantised to at most 256 colours: a third of the size of matplotlib's RGBA PNGs, so
+    the self-contained index.html of a leaderboard with many architectures stays under 1 MB."""
+    from PIL import Image
+
+    folder, _ = published
+    for path in (folder / "plots").glob("*.png"):
+        with Image.open(path) as image:
+            assert image.mode == "P", path.name
+
+
+def _committed_leaderboard_files() -> list[str]:
+    root = Path(__file__).parent.parent
+    listing = subprocess.run(["git", "ls-files", "leaderboards"], cwd=root, capture_output=True, text=True)
+    return sorted(str(root / name) for name in listing.stdout.split() if not name.endswith(".sqlite"))
+
+
+@pytest.mark.parametrize("path", _committed_leaderboard_files())
+def test_no_committed_leaderboard_file_is_a_megabyte_or_more(path):
+    assert Path(path).stat().st_size < 1_000_000, f"{path}: publish it again (`rnnbench leaderboard publish`)"
+
+
+def test_publishing_again_leaves_no_plot_of_an_earlier_publish(published):
+    folder, store = published
+    stale = folder / "plots" / "adding-old-title-parameters.png"
+    stale.write_bytes((folder / "plots" / "adding-parameters.png").read_bytes())
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    assert not stale.exists() and (folder / "plots" / "adding-parameters.png").is_file()
 
 
 def test_every_number_in_the_readme_is_recomputed_from_results_csv_alone(published):
