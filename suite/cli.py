@@ -567,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "a PNG grid of images from an image-density model")
     sampler.add_argument("run_id", help="the run id printed by `rnnbench run`")
     sampler.add_argument("--prime", default="<eos>", help="text to start from (default: a sentence start)")
-    sampler.add_argument("--length", type=int, default=50, help="words to generate")
+    sampler.add_argument("--length", type=int, default=50,
+                         help="tokens to generate: words (ptb) or characters (ptb-char)")
     sampler.add_argument("--temperature", type=float, default=1.0)
     sampler.add_argument("--seed", type=int, default=0)
     sampler.add_argument("--store")

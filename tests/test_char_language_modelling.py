@@ -201,3 +201,10 @@ def test_a_quick_run_reports_bpc_of_the_whole_split_and_samples_text(tmp_path, c
     assert set(first) <= alphabet and "_" not in first
     assert main(["sample", result.run_id, "--store", str(store), "--length", "20"]) == 0  # prime <eos>
     assert capsys.readouterr().out.startswith("\n")
+
+
+def test_sample_help_says_what_a_token_is_for_each_language_model(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    help_text = "".join(capsys.readouterr().out.split())     # argparse wraps lines, at hyphens too
+    assert "tokenstogenerate:words(ptb)orcharacters(ptb-char)" in help_text
