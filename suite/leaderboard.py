@@ -131,7 +131,8 @@ def _group_labels(task_runs: pd.DataFrame) -> pd.Series:
     """'task.length=20, steps=6, batch=16': the task settings that vary between the task's runs,
     and the budget; reference runs' labels start with 'reference: ', so they never share a table
     with ranked runs."""
-    keys = [key for key in _varying_settings(task_runs) if _splits_tables(key, _task_info(task_runs))]
+    info = _task_info(task_runs)
+    keys = [key for key in _varying_settings(task_runs) if _splits_tables(key, info)]
     labels = task_runs.config.map(
         lambda config: ", ".join([f"{key}={config.get(key)}" for key in keys] + [_budget(config)]))
     reference = task_runs.reference if "reference" in task_runs else False
