@@ -67,13 +67,16 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     from benchmarks import timing
+    from rnnbench.denormals import flush_denormals
 
+    flushed = flush_denormals()   # every side of every figure as a run trains: before any thread starts
     now = datetime.datetime.now()
-    environment = timing.environment()
+    environment = {**timing.environment(), "denormals_flushed": flushed}
     print(f"benchmarks {'(SMOKE: sizes shrunk, figures meaningless) ' if timing.SMOKE else ''}on "
           f"{environment['hostname']}: {environment['cpu_count']} CPUs ({environment['cpus_usable']} usable), "
           f"torch {environment['torch']} ({environment['parallel_backend']}, {environment['threads']} threads), "
-          f"Lightning {environment['lightning']}, commit {environment['git_commit']}; thread variables: "
+          f"Lightning {environment['lightning']}, commit {environment['git_commit']}, subnormals "
+          f"{'flushed to zero' if flushed else 'kept (no flush-to-zero on this CPU)'}; thread variables: "
           f"{ {k: v for k, v in environment['thread_variables'].items() if v is not None} }", flush=True)
     results: dict[str, Any] = {"started": now.isoformat(timespec="seconds"), "environment": environment,
                                "modules": {}}

@@ -34,6 +34,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from rnnbench import cpu_share, registry, verdicts
 from rnnbench.config import RunConfig, check_seed, config_hash, identity_settings, resolve
 from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task, compatibility
+from rnnbench.denormals import flush_denormals
 from rnnbench.errors import BenchmarkError, DivergedError
 from rnnbench.heads import Head
 from rnnbench.model import (BenchmarkModel, build_model, check_initialisation, check_model_fits,
@@ -593,6 +594,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     failed (with the error) or interrupted (Ctrl-C, SIGTERM, or found dead later); then the error
     is raised again (a KeyboardInterrupt with `recorded = True`)."""
     began = time.perf_counter()
+    denormals_flushed = flush_denormals()   # before any torch op starts the threads: recorded
     prepared = prepare(architecture_name, task_name, overrides, preset, seed)
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id
@@ -635,7 +637,8 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     nondeterministic: set[str] = set()
 
     def record(status: str, error: str | None = None, **measured: Any) -> None:
-        env = {**environment(), "thread_policy": thread_policy, "deterministic_algorithms": "warn",
+        env = {**environment(), "thread_policy": thread_policy, "denormals_flushed": denormals_flushed,
+               "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
                "peak_memory": memory.kind, "conformance": conformance, "timings": timings,
                "resumed": resume_from is not None,
