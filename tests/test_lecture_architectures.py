@@ -395,7 +395,7 @@ def test_skip_connections_carry_the_gradient_further_back_than_the_elman_rnn(see
     assert skip > 1_000 * elman, (skip, elman)
 
 
-def _train_jordan_on_adding(feedback: bool, steps: int = 800, length: int = 10, hidden: int = 32) -> float:
+def _train_jordan_on_adding(feedback: bool, steps: int = 2000, length: int = 10, hidden: int = 32) -> float:
     """Test MSE of a Jordan network (feedback W_y trained, or held at zero: a memoryless network of
     the same shape) after `steps` Adam steps on the adding problem at T = `length`."""
     torch.manual_seed(0)
@@ -427,7 +427,8 @@ def test_jordan_network_remembers_through_its_output_feedback() -> None:
     """Adding at T = 10: the first marked value must reach the last step through y alone. With the
     feedback W_y the Jordan network learns it; the same network with W_y held at zero sees only
     the current step and stays near the memoryless optimum (about 0.15: it knows the second value
-    only when it is marked at the last step)."""
+    only when it is marked at the last step). 2,000 steps: the feedback network sits on that
+    plateau for the first 800 (0.137 there), then learns (0.042 at 1,200, 0.003 at 2,000)."""
     with_feedback, without = _train_jordan_on_adding(True), _train_jordan_on_adding(False)
     assert without > 0.12, without
     assert with_feedback < 0.04, with_feedback
