@@ -88,6 +88,24 @@ def test_every_number_in_the_readme_is_recomputed_from_results_csv_alone(publish
     assert summary == json.loads(render_tables(tables, read_results(folder / "results.csv"), "json"))
 
 
+def _published_leaderboards() -> list[str]:
+    root = Path(__file__).parent.parent / "leaderboards"
+    return sorted(folder.name for folder in root.iterdir() if (folder / "results.csv").exists())
+
+
+@pytest.mark.parametrize("name", _published_leaderboards())
+def test_every_table_of_a_committed_leaderboard_is_recomputed_from_its_results_csv(name):
+    """The leaderboards in the repository, not only a fresh publish: each README table, digit for
+    digit, from the committed results.csv alone (a hand edit or a stale README fails here)."""
+    folder = Path(__file__).parent.parent / "leaderboards" / name
+    tables = leaderboard_tables(read_results(folder / "results.csv"))
+    readme = (folder / "README.md").read_text()
+    assert tables
+    for title, table in tables.items():
+        assert f"## {title}" in readme, title
+        assert markdown_table(table) in readme, f"{name}: '{title}' differs from results.csv: publish it again"
+
+
 def test_compare_puts_a_store_beside_its_published_leaderboard(published, capsys):
     folder, store = published
     frame = compare(load_runs(store), load_runs(folder))
