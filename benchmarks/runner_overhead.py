@@ -135,9 +135,10 @@ CASES = [
          {"arch.hidden_size": 200, "arch.num_layers": 2, "optim.optimizer": "sgd", "optim.lr": 1.0,
           "optim.clip_norm": 5.0, "optim.init_scale": 0.1, "optim.loss_reduction": "sequence_sum",
           "trainer.batch_size": LM_BATCH},
-         # many short repeats: on this shared 2-CPU machine a repeat of the very same LM loop
-         # takes 56 to 89 ms a step; the fastest of 8 short repeats finds the floor more often
-         # than the fastest of 2 long ones (the sides' spread stays a few per cent either way)
+         # many short repeats: on this shared 2-CPU machine a repeat of the very same LM loop took
+         # 56 to 89 ms a step, so the fastest of 2 long repeats put the sides up to 15% apart;
+         # with the fastest of 8 short ones they came within 2.5% in two trials (6% in the
+         # figures of record of 2026-12-01 11:18): better, not yet steady
          size(Windows(5, 3, 20), Windows(2, 2, 3)), repeats=size(8, 1)),
 ]
 

@@ -9,10 +9,10 @@ between T = 100 and T = 200). The CPU's flush-to-zero and denormals-are-zero fla
 normal gradient anyway, and runs measured both ways recorded the same metrics bit for bit (lstm on
 adding, rnn and gru on copy, T = 200).
 
-The flags belong to each thread, and a new thread copies its creator's: they are set before torch
-starts its OpenMP threads, at the start of a run's process (`rnnbench.workers.prepare_process`,
-`rnnbench.runner.run`). In a process whose threads already ran torch code, only the calling thread
-and threads started later are flushed.
+The flags belong to each thread, and a new thread copies its creator's: `rnnbench.runner.run` sets
+them first thing, before the run's first torch operation starts torch's OpenMP threads (in a
+worker, before its first run; the flags stay for its later runs). In a process whose threads
+already ran torch code, only the calling thread and threads started later are flushed.
 """
 
 from __future__ import annotations

@@ -116,9 +116,6 @@ def prepare_process(threads: int) -> None:
     """Set up a process that will run runs: its threads, and the runner imported once."""
     import torch
 
-    from rnnbench.denormals import flush_denormals
-
-    flush_denormals()   # before torch starts its threads, which copy the flags
     torch.set_num_threads(threads)
     from rnnbench import runner  # noqa: F401
     from rnnbench.cli import _quiet

@@ -309,13 +309,18 @@ def test_bad_options_given_to_build_directly_raise_with_the_fix(architecture, op
     assert fix in str(error.value)
 
 
+def _at_budget(name: str, settings: dict, budget: int):
+    """(architecture class, adding task, resolved config, hidden size meeting `budget`)."""
+    architecture, task_cls = get_architecture(name), get_task("adding")
+    config = resolve(architecture, task_cls, settings)
+    task = task_cls(config.task_options)
+    return architecture, task, config, hidden_size_for_budget(architecture(), task, config, budget)
+
+
 @pytest.mark.parametrize("name, setting", [("jordan", {}), ("leaky_rnn", {"arch.leak_rates": "fixed"}),
                                            ("skip_rnn", {"arch.delays": "1+2+4+8"})])
 def test_a_parameter_budget_is_met(name: str, setting: dict) -> None:
-    architecture, task_cls = get_architecture(name), get_task("adding")
-    config = resolve(architecture, task_cls, setting)
-    task = task_cls(config.task_options)
-    hidden = hidden_size_for_budget(architecture(), task, config, 20_000)
+    architecture, task, config, hidden = _at_budget(name, setting, 20_000)
     parameters = count_parameters(build_model(architecture(), task, config, hidden))
     assert abs(parameters - 20_000) <= 1_000, (hidden, parameters)
 
@@ -371,10 +376,7 @@ def _gradient_reach(name: str, length: int, seed: int) -> float:
     """At initialisation, on adding inputs of `length` steps, a 50k-parameter encoder of `name`
     (hidden size matched to the budget): the mean norm of d(sum of h_T) / dx_t at t = T / 2,
     relative to the same at t = T - 1 (how much of the gradient reaches half-way back)."""
-    architecture, task_cls = get_architecture(name), get_task("adding")
-    config = resolve(architecture, task_cls, {"task.length": str(length)})
-    task = task_cls(config.task_options)
-    hidden = hidden_size_for_budget(architecture(), task, config, 50_000)
+    architecture, _, config, hidden = _at_budget(name, {"task.length": str(length)}, 50_000)
     torch.manual_seed(seed)
     encoder = architecture().build(2, hidden, config.arch_options)
     inputs, _ = make_adding(16, length, torch.Generator().manual_seed(seed))
