@@ -7,12 +7,12 @@ van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel Recurrent Neural Networks"
   features already exclude its own pixel). The paper's R/G/B sub-pixel ordering is not used: the
   backbone predicts a whole pixel from strictly earlier pixels, so mask A hides all its channels.
 - Row LSTM (section 3.1), row by row from the top, with the input-to-state convolution of every
-  row precomputed in one masked 1 x 3 convolution (taps j-1, j) and a 1D convolution of size 3
-  over the previous row's state:
+  row precomputed by one masked 1 x 3 convolution (taps j-1, j) and a 1D convolution of size 3
+  over the previous row's state (each convolution computed as a matmul over the row's taps):
       [o, f, i, g] = sigma(K_ss * h_{i-1} + K_is * x_i)   (tanh for g)
       c_i = f . c_{i-1} + i . g,   h_i = o . tanh(c_i)
 - Diagonal BiLSTM (section 3.2): the input map is skewed (row i shifted right by i), the
-  input-to-state map is a 1 x 1 convolution (one matmul for both directions, all positions), and
+  input-to-state map is a 1 x 1 convolution of the skewed map (one matmul for all positions), and
   the recurrence runs column by column with a 2 x 1 state-to-state convolution over the previous
   column (rows i-1 and i: the pixels above and to the left), then the map is unskewed. The
   right-to-left direction runs on the mirrored image and its output map is shifted down one row
@@ -73,8 +73,23 @@ def _lstm_update(gates: Tensor, memory: Tensor, dim: int) -> tuple[Tensor, Tenso
     return torch.sigmoid(output_gate) * torch.tanh(memory), memory
 
 
+def row_taps(rows: Tensor) -> Tensor:
+    """(..., W, C) -> (..., W, 3C): each position's [x_{j-1}; x_j; x_{j+1}] (zero past the edges),
+    so that a width-3 convolution along the row is one matmul with `tap_matrix` of its kernel."""
+    padded = F.pad(rows, (0, 0, 1, 1))
+    return torch.cat([padded[..., :-2, :], rows, padded[..., 2:, :]], dim=-1)
+
+
+def tap_matrix(kernel: Tensor) -> Tensor:
+    """A width-3 convolution kernel (out, in, 3) as the (3 in, out) matrix that `row_taps` meets."""
+    return kernel.permute(2, 1, 0).flatten(0, 1)
+
+
 class RowLSTM(nn.Module):
-    """One Row LSTM layer, (B, hidden, H, W) -> (B, hidden, H, W)."""
+    """One Row LSTM layer, (B, hidden, H, W) -> (B, hidden, H, W). Works channels-last inside, with
+    each width-3 convolution as one matmul over `row_taps`: the input-to-state one for every row at
+    once, the state-to-state one per row (a direct convolution call per row cost more than the
+    recurrence itself at these sizes)."""
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
@@ -83,14 +98,18 @@ class RowLSTM(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         batch, channels, height, width = inputs.shape
-        input_gates = self.input_to_state(inputs)                      # every row at once
-        hidden = memory = inputs.new_zeros(batch, channels, width)
+        masked = (self.input_to_state.weight * self.input_to_state.mask)[:, :, 0]     # (4h, h, 3)
+        features = row_taps(inputs.permute(0, 2, 3, 1)).transpose(0, 1)           # (H, B, W, 3h)
+        input_gates = torch.addmm(self.input_to_state.bias, features.reshape(-1, 3 * channels),
+                                  tap_matrix(masked)).view(height, batch * width, 4 * channels)
+        kernel = tap_matrix(self.state_to_state.weight)
+        hidden = memory = inputs.new_zeros(batch, width, channels)
         rows = []
-        for row_gates in input_gates.unbind(2):  # unbind: one gradient buffer, not one per row
-            gates = row_gates + self.state_to_state(hidden)
-            hidden, memory = _lstm_update(gates, memory, dim=1)
+        for row_gates in input_gates.unbind(0):  # unbind: one gradient buffer, not one per row
+            gates = torch.addmm(row_gates, row_taps(hidden).view(batch * width, -1), kernel)
+            hidden, memory = _lstm_update(gates.view(batch, width, -1), memory, dim=-1)
             rows.append(hidden)
-        return torch.stack(rows, dim=2)
+        return torch.stack(rows, dim=1).permute(0, 3, 1, 2)
 
 
 def skew(grid: Tensor) -> Tensor:
@@ -123,16 +142,21 @@ class DiagonalBiLSTM(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         batch, channels, height, width = inputs.shape
         size = self.hidden_size
-        projected = self.input_to_state(inputs.permute(0, 2, 3, 1))          # (B, H, W, 8h)
-        forward_gates, backward_gates = projected.chunk(2, dim=-1)
-        directions = torch.stack([forward_gates, backward_gates.flip(2)])    # mirror right-to-left
-        columns = skew(directions).permute(3, 0, 1, 2, 4).contiguous()       # (W', 2, B, H, 4h)
+        # skew first, then the 1 x 1 convolution (as the paper orders them): skewing the input map
+        # moves C channels a position where skewing the projected gates moved 8h. A constant-1
+        # channel carries the bias, so the skew's zero padding stays zero after the projection.
+        features = inputs.permute(0, 2, 3, 1)                                     # (B, H, W, C)
+        features = F.pad(torch.stack([features, features.flip(2)]), (0, 1), value=1.0)  # mirror right-to-left
+        skewed = skew(features).permute(0, 3, 1, 2, 4).reshape(2, -1, channels + 1)   # (2, W'BH, C+1)
+        weight = torch.cat([self.input_to_state.weight, self.input_to_state.bias.unsqueeze(1)], dim=1)
+        weight = weight.view(2, 4 * size, channels + 1).transpose(1, 2)                # per direction
+        columns = torch.bmm(skewed, weight).view(2, -1, batch * height, 4 * size)      # (2, W', BH, 4h)
         hidden = memory = inputs.new_zeros(2, batch, height, size)
         outputs = []
-        for column in columns.unbind(0):  # unbind: one gradient buffer, not one per column
+        for column in columns.unbind(1):  # unbind: one gradient buffer, not one per column
             above = F.pad(hidden, (0, 0, 1, 0))[:, :, :height]               # row i gets row i-1
             previous = torch.cat([above, hidden], dim=-1).view(2, batch * height, 2 * size)
-            gates = column + torch.bmm(previous, self.state_to_state).view(2, batch, height, 4 * size)
+            gates = torch.baddbmm(column, previous, self.state_to_state).view(2, batch, height, 4 * size)
             hidden, memory = _lstm_update(gates, memory, dim=-1)
             outputs.append(hidden)
         states = unskew(torch.stack(outputs, dim=3), width)                  # (2, B, H, W, h)

@@ -1,12 +1,15 @@
-"""PixelRNN: masks, skewing, receptive fields, what `final` holds, and the conformance kit's raster
-causality check catching a broken mask."""
+"""PixelRNN: masks, skewing, receptive fields, what `final` holds, the layers against the paper's
+convolutions written out directly, and the conformance kit's raster causality check catching a
+broken mask."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from rnnbench.plugins.pixel_rnn import MaskedConv2d, PixelRNN, PixelRNNOptions, skew, unskew
+from rnnbench.plugins.pixel_rnn import (DiagonalBiLSTM, MaskedConv2d, PixelRNN, PixelRNNOptions, RowLSTM,
+                                        skew, unskew)
 from rnnbench.conformance import ConformanceError, check_architecture
 from rnnbench.contracts import GridBatch
 from rnnbench.errors import BenchmarkError
@@ -28,6 +31,60 @@ def test_skew_shifts_row_i_right_by_i_and_unskew_inverts_it() -> None:
         torch.testing.assert_close(skewed[0, row, row:row + 4], grid[0, row])
         assert skewed[0, row, :row].abs().sum() == 0 and skewed[0, row, row + 4:].abs().sum() == 0
     torch.testing.assert_close(unskew(skewed, 4), grid)
+
+
+def _lstm(gates: torch.Tensor, memory: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    output_gate, forget_gate, input_gate, candidate = gates.chunk(4, dim=dim)
+    memory = forget_gate.sigmoid() * memory + input_gate.sigmoid() * candidate.tanh()
+    return output_gate.sigmoid() * memory.tanh(), memory
+
+
+def _row_lstm_by_convolutions(layer: RowLSTM, inputs: torch.Tensor) -> torch.Tensor:
+    """Section 3.1 as written: the masked 1 x 3 convolution over the map, a size-3 convolution
+    over the previous row's state."""
+    input_gates = layer.input_to_state(inputs)
+    hidden = memory = inputs.new_zeros(inputs.shape[0], inputs.shape[1], inputs.shape[3])
+    rows = []
+    for row in range(inputs.shape[2]):
+        hidden, memory = _lstm(input_gates[:, :, row] + layer.state_to_state(hidden), memory, dim=1)
+        rows.append(hidden)
+    return torch.stack(rows, dim=2)
+
+
+def _diagonal_bilstm_by_convolutions(layer: DiagonalBiLSTM, inputs: torch.Tensor) -> torch.Tensor:
+    """Section 3.2 as written, one direction at a time: a 1 x 1 convolution, skewed (the padding
+    zero), a 2 x 1 convolution down each column over the previous column's state, unskew; the
+    right-to-left direction on the mirrored map, shifted down a row."""
+    size, height, width = layer.hidden_size, inputs.shape[2], inputs.shape[3]
+    weights = layer.input_to_state.weight.chunk(2)
+    biases = layer.input_to_state.bias.chunk(2)
+    maps = []
+    for direction, image in enumerate((inputs, inputs.flip(3))):
+        projected = F.conv2d(image, weights[direction][:, :, None, None], biases[direction])
+        input_gates = skew(projected.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, 4h, H, W')
+        kernel = layer.state_to_state[direction].view(2, size, 4 * size).permute(2, 1, 0)[..., None]
+        hidden = memory = inputs.new_zeros(inputs.shape[0], size, height)
+        columns = []
+        for column in range(input_gates.shape[3]):
+            recurrent = F.conv2d(F.pad(hidden, (1, 0))[..., None], kernel)[..., 0]  # rows i-1, i
+            hidden, memory = _lstm(input_gates[..., column] + recurrent, memory, dim=1)
+            columns.append(hidden)
+        maps.append(unskew(torch.stack(columns, dim=3).permute(0, 2, 3, 1), width).permute(0, 3, 1, 2))
+    return maps[0] + F.pad(maps[1].flip(3), (0, 0, 1, 0))[:, :, :height]
+
+
+@pytest.mark.parametrize("layer_type, reference", [(RowLSTM, _row_lstm_by_convolutions),
+                                                   (DiagonalBiLSTM, _diagonal_bilstm_by_convolutions)])
+def test_layers_compute_the_papers_convolutions(layer_type, reference) -> None:
+    """The layers compute their convolutions as matmuls over taps and skewed maps; the outputs and
+    the gradients equal those of the convolutions written out directly."""
+    torch.manual_seed(0)
+    layer = layer_type(6)
+    inputs = torch.randn(3, 6, 5, 7, requires_grad=True)
+    fast, = torch.autograd.grad(layer(inputs).square().sum(), inputs)
+    slow, = torch.autograd.grad(reference(layer, inputs).square().sum(), inputs)
+    torch.testing.assert_close(layer(inputs), reference(layer, inputs))
+    torch.testing.assert_close(fast, slow)
 
 
 class _BrokenFirstMask(PixelRNN):
