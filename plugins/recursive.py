@@ -98,18 +98,21 @@ class RecursiveEncoder(Encoder):
 
     def _forward_tree(self, batch: TreeBatch) -> EncoderOutput:
         _check_tree(batch)
-        projected = self.input_projection(_node_features(batch))
-        height = batch.height.to(projected.device)
-        order = torch.argsort(height, stable=True)
+        height = batch.height.to(batch.values.device)
+        order = torch.argsort(height, stable=True)                    # nodes, lowest level first
         sizes = torch.bincount(height).tolist()
+        # the (narrow) node features sorted once, projected once and split by level: each level's
+        # projected inputs are then a view, whose gradients are concatenated once in the backward
+        # pass, where gathering them level by level filled a zero buffer of every node's gates per level
+        level_inputs = self.input_projection(_node_features(batch)[order]).split(sizes)
         states: Tensor | None = None
-        for level, nodes in enumerate(torch.split(order, sizes)):
+        for level, (nodes, projected) in enumerate(zip(order.split(sizes), level_inputs)):
             if level == 0:
-                new = self.compose(projected[nodes])
-                states = new.new_zeros(projected.shape[0], new.shape[1])
+                new = self.compose(projected)
+                states = new.new_zeros(len(order), new.shape[1])
             else:
                 children = states[torch.cat([batch.left[nodes], batch.right[nodes]])]  # one gather
-                new = self.compose(projected[nodes], *children.chunk(2))
+                new = self.compose(projected, *children.chunk(2))
             states.index_copy_(0, nodes, new)
         outputs = states[:, :self.hidden_size]
         return EncoderOutput(outputs, outputs[batch.roots].unsqueeze(1), None)
