@@ -68,6 +68,8 @@ def bench(session: nox.Session) -> None:
     About 10 minutes on 2 CPUs. `nox -s bench -- ptb_reference` runs the Zaremba-small PTB
     comparison (its own command); `BENCH_SMOKE=1` shrinks everything to seconds (a code check)."""
     _install(session)
-    session.install("reservoirpy")  # the peer of benchmarks/time_series.py, not a suite dependency
+    # not suite dependencies: reservoirpy is the peer of benchmarks/time_series.py; greenlet lets the
+    # sides of benchmarks/runner_overhead.py take turns in one thread (benchmarks/turns.py)
+    session.install("reservoirpy", "greenlet")
     session.run("python", "-m", "benchmarks", *session.posargs,
                 env={"RNNBENCH_DATA": _data_dir(), "WANDB_MODE": "offline"})

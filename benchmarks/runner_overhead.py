@@ -12,12 +12,15 @@ costs Lightning and the runner alike): the smallest probe model, a mid-size prob
 (Zaremba et al.'s small model on a random 10k-token stream with PTB's shapes; the real PTB
 comparison is `python -m benchmarks ptb_reference`). Figures, per case and side:
 
-- steady-state step time: each side trained `Case.repeats` times, the sides taking turns, the
-  fastest repeat kept; per repeat, the median over windows of the mean interval between consecutive
-  training steps, after a warm-up (`benchmarks.timing`); the runner's and Lightning's steps are
-  stamped at the end of each training batch (the runner through a subclass of its own
-  `RecordProgress`, which stamps on top of what it does; Lightning through the module's own
-  `on_train_batch_end` hook), the bare loop's at the end of its loop body;
+- steady-state step time: the three sides trained together, taking turns window by window
+  (`benchmarks.turns`: each in its own thread, one running at a time, the turn handed on after the
+  warm-up and after every window), so that round k's windows of the three sides ran back to back;
+  per side, the median over windows of the mean seconds per step; the ratios are the median over
+  rounds of the ratio of the two sides' windows in that round (paired), printed with a 95%
+  confidence interval of that median (`benchmarks.turns.median_interval`). A step ends at the end of each training batch (the runner: a subclass of
+  its own `RecordProgress`, which marks it on top of what it does; Lightning: the module's own
+  `on_train_batch_end` hook; the bare loop: the end of its loop body);
+- the figures below come from a separate pass, the sides one after the other:
 - whole run: wall time from the call (or model build) to the end, set-up included; the runner's
   also includes its final validation and test (tiny evaluation splits here) and the conformance
   check, and its recorded breakdown is printed (set-up, fit, evaluation);
@@ -26,12 +29,12 @@ comparison is `python -m benchmarks ptb_reference`). Figures, per case and side:
 - peak memory of the run: the peak resident set of the process during the run (VmHWM, reset at
   the start of each side; the runner records the same figure itself, `peak_memory_mb`).
 
-All in this process, one side after the other, with the thread count the runner's policy gives a
-run alone (`rnnbench.workers.threads_per_worker(1)`: $OMP_NUM_THREADS, else the CPUs).
+All in this process, with the thread count the runner's policy gives a run alone (`rnnbench.workers.threads_per_worker(1)`: $OMP_NUM_THREADS, else the CPUs).
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,6 +47,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from benchmarks.timing import (Table, TimedIterable, TimedIterator, Windows, data_share, intervals,
                                median_of_windows, ratio, recorded, runner_threads, size, torch_threads)
+from benchmarks.turns import median_interval, paired_ratios, step_done, take_turns
 from rnnbench import registry, runner
 from rnnbench.contracts import Batch, InputSpec, Requirements, SequenceBatch, Splits, Task
 from rnnbench.heads import PerStepClassifier
@@ -107,7 +111,6 @@ class Case:
     task: str
     settings: dict[str, Any]
     windows: Windows
-    repeats: int = 1
 
     def run_settings(self) -> dict[str, Any]:
         """The case's settings with a budget of exactly the steps the timer needs, validation
@@ -125,21 +128,17 @@ CASES = [
          {"arch.hidden_size": 16, "task.length": 20, "task.train_size": 3_200, "task.eval_size": 64,
           "optim.optimizer": "sgd", "optim.lr": 0.01, "optim.clip_norm": 1.0, "optim.schedule": "constant",
           "trainer.batch_size": 32},
-         size(Windows(50, 3, 300), Windows(2, 2, 3)), repeats=size(7, 1)),
+         size(Windows(50, 150, 5), Windows(2, 2, 3))),
     Case("mid_probe", "mid-size probe: 128-unit LSTM, copy T=50, batch 32", "lstm", "copy",
          {"arch.hidden_size": 128, "task.length": 50, "task.train_size": 3_200, "task.eval_size": 64,
           "optim.optimizer": "adam", "optim.lr": 0.001, "optim.clip_norm": 1.0, "optim.schedule": "constant",
           "trainer.batch_size": 32},
-         size(Windows(20, 3, 100), Windows(2, 2, 3)), repeats=size(3, 1)),
+         size(Windows(20, 150, 2), Windows(2, 2, 3))),
     Case("lm_2x200", "2x200 LSTM LM (vocab 10k, batch 20, 20 steps)", "lstm", "bench-lm",
          {"arch.hidden_size": 200, "arch.num_layers": 2, "optim.optimizer": "sgd", "optim.lr": 1.0,
           "optim.clip_norm": 5.0, "optim.init_scale": 0.1, "optim.loss_reduction": "sequence_sum",
           "trainer.batch_size": LM_BATCH},
-         # many short repeats: on this shared 2-CPU machine a repeat of the very same LM loop took
-         # 56 to 89 ms a step, so the fastest of 2 long repeats put the sides up to 15% apart;
-         # with the fastest of 8 short ones they came within 2.5% in two trials (6% in the
-         # figures of record of 2026-12-01 11:18): better, not yet steady
-         size(Windows(5, 3, 20), Windows(2, 2, 3)), repeats=size(8, 1)),
+         size(Windows(5, 150, 2), Windows(2, 2, 3))),
 ]
 
 
@@ -213,6 +212,7 @@ def bare_loop(architecture: str, task: str, settings: dict[str, Any], steps: int
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.clip_norm)
             optimizer.step()
             stamps.append(time.perf_counter())
+            step_done()
             done += 1
             if done == steps:
                 break
@@ -242,6 +242,7 @@ class PlainModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_index: int) -> None:
         self.stamps.append(time.perf_counter())
+        step_done()
 
     def configure_optimizers(self):
         return optimizer_for(self.model.parameters(), self.config.optim)
@@ -285,6 +286,7 @@ class _StampedProgress(runner.RecordProgress):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
         super().on_train_batch_end(trainer, module, outputs, batch, batch_index)
         self.stamps.append(time.perf_counter())
+        step_done()
 
 
 class _TimedBatches(runner.ResumableBatches):
@@ -323,32 +325,32 @@ def with_runner(architecture: str, task: str, settings: dict[str, Any], seed: in
                  "recorded_peak_memory": record["environment"].get("peak_memory")})
 
 
-def measure(case: Case) -> dict[str, dict[str, Any]]:
-    """Each side `case.repeats` times, the sides taking turns (bare, Lightning, runner, bare, ...),
-    so that a slow spell of the machine lands on every side alike. A side's figures are those of
-    its fastest repeat (by steady-state step time: the best of N, as `timeit` takes it, since a
-    shared machine only ever slows a repeat down); `step_s_repeats` lists them all."""
+def measure(case: Case) -> dict[str, Any]:
+    """The three sides of a case: steady-state step times from the sides taking turns window by
+    window (`benchmarks.turns`), the rest (whole run, data share, peak memory) from one run of
+    each side after the other. `paired` holds the round-by-round ratios."""
     settings = case.run_settings()
     steps = case.windows.total
     trained = {"bare": lambda: bare_loop(case.architecture, case.task, settings, steps),
                "lightning": lambda: plain_lightning(case.architecture, case.task, settings, steps),
                "runner": lambda: with_runner(case.architecture, case.task, settings)}
-    repeats: dict[str, list[dict[str, Any]]] = {name: [] for name in trained}
-    for _ in range(case.repeats):
-        for name, train in trained.items():
-            repeats[name].append(train().figures(case.windows))
-    figures = {}
-    for name, measured in repeats.items():
-        figures[name] = {**min(measured, key=lambda figure: figure["step_s"]),
-                         "step_s_repeats": [figure["step_s"] for figure in measured]}
+    figures: dict[str, Any] = {name: train().figures(case.windows) for name, train in trained.items()}
+    timed = take_turns(trained, case.windows)
+    for name, side in timed.items():
+        figures[name]["step_s"] = side.step_s
+        figures[name]["window_step_s"] = side.window_means
+    figures["paired"] = {"runner/lightning": paired_ratios(timed["runner"], timed["lightning"]),
+                         "runner/bare": paired_ratios(timed["runner"], timed["bare"]),
+                         "lightning/bare": paired_ratios(timed["lightning"], timed["bare"])}
     return figures
 
 
 def main() -> dict[str, Any]:
     threads = runner_threads(1)
     with torch_threads(threads):
-        print(f"the same model, data, optimiser and clipping three ways, in this process, one after "
-              f"the other; {threads} thread(s) (the runner's policy for a run alone)")
+        print(f"the same model, data, optimiser and clipping three ways, in this process: step times "
+              f"with the sides taking turns window by window, the rest one side after the other; "
+              f"{threads} thread(s) (the runner's policy for a run alone)")
         warm = CASES[0]   # one-time costs (first Trainer, first run) land on no measured side
         warm_case = Case(warm.key, warm.name, warm.architecture, warm.task, warm.settings, Windows(1, 1, 2))
         measure(warm_case)
@@ -364,11 +366,20 @@ def main() -> dict[str, Any]:
     return results
 
 
+def interval_text(ratios: list[float]) -> str:
+    """'median [low, high]' of paired ratios, the bracket a 95% confidence interval of the median."""
+    if len(ratios) < 2:
+        return f"{ratios[0]:.3f}" if ratios else "-"
+    middle, low, high = median_interval(ratios)
+    return f"{middle:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def report(results: dict[str, Any]) -> None:
     cases = results["cases"]
-    steady = Table("\nsteady-state step time (ms; ratio > 1: slower than the side it is compared with)",
+    steady = Table("\nsteady-state step time (ms, median of windows; ratios: median over rounds of the paired "
+                   "windows' ratio [its 95% confidence interval]; > 1: slower than the side it is compared with)",
                    [("case", ""), ("bare", ".2f"), ("Lightning", ".2f"), ("runner", ".2f"),
-                    ("Lightning/bare", ".2f"), ("runner/Lightning", ".2f"), ("runner/bare", ".2f")])
+                    ("Lightning/bare", ""), ("runner/Lightning", ""), ("runner/bare", "")])
     whole = Table("\nwhole run, set-up included (s; the runner's includes its conformance check, final "
                   "validation and test)",
                   [("case", ""), ("bare", ".2f"), ("Lightning", ".2f"), ("runner", ".2f"),
@@ -382,9 +393,9 @@ def report(results: dict[str, Any]) -> None:
     for figures in cases.values():
         bare, plain, ours = figures["bare"], figures["lightning"], figures["runner"]
         name = figures["name"]
+        paired = figures["paired"]
         steady.add(name, bare["step_s"] * 1e3, plain["step_s"] * 1e3, ours["step_s"] * 1e3,
-                   ratio(plain["step_s"], bare["step_s"]), ratio(ours["step_s"], plain["step_s"]),
-                   ratio(ours["step_s"], bare["step_s"]))
+                   *(interval_text(paired[key]) for key in ("lightning/bare", "runner/lightning", "runner/bare")))
         timings = ours["timings"]
         whole.add(name, bare["whole_run_s"], plain["whole_run_s"], ours["whole_run_s"],
                   ratio(ours["whole_run_s"], bare["whole_run_s"]), timings.get("setup_s"),
