@@ -209,3 +209,32 @@ def test_a_single_device_leaves_the_run_ids_recorded_before_trainer_devices_exis
     two = prepare("lstm", "copy", {"trainer.devices": "2"})
     assert one.run_id == "af5172e53010a2a7" and one.config.flat()["trainer.devices"] == 1
     assert two.run_id != one.run_id and two.config_id != one.config_id
+
+
+def test_batches_are_moved_to_a_device_and_left_alone_on_the_cpu(tmp_path, monkeypatch):
+    """On the CPU, where tasks build their batches, the runner's module hands a batch on as it is
+    (Lightning's default copies every field of the nested dataclasses on every step); to another
+    device every tensor of it moves (the meta device stands in for a GPU here)."""
+    from pytorch_lightning.core import hooks as lightning_hooks
+
+    walks: list[torch.device] = []
+    original = lightning_hooks.move_data_to_device
+
+    def counted(batch, device):
+        walks.append(device)
+        return original(batch, device)
+
+    monkeypatch.setattr(lightning_hooks, "move_data_to_device", counted)
+    runner.run("rnn", "copy", {**QUICK, "trainer.max_steps": "5", "arch.hidden_size": "8"},
+               store=tmp_path / "r.sqlite", progress=False, check=False)
+    assert walks == []
+
+    prepared = prepare("rnn", "copy", QUICK)
+    task = prepared.task(prepared.config.task_options)
+    model = runner.build_model(prepared.architecture(), task, prepared.config, 8)
+    module = runner.BenchmarkModule(model, task, prepared.config, steps_per_epoch=1)
+    batch = next(iter(task.splits(4, seed=0).train))
+    assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert moved.inputs.values.device.type == "meta" and moved.targets.device.type == "meta"
+    assert walks == [torch.device("meta")]

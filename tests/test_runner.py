@@ -117,3 +117,16 @@ def test_wandb_logs_offline(tmp_path, monkeypatch):
     result = run("gru", "adding", QUICK, store=tmp_path / "r.sqlite", progress=False, wandb=True)
     assert result.status == "completed"
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run was written"
+
+
+def test_the_best_checkpoint_keeps_model_checkpoints_state_key_and_never_saves_between_validations():
+    """A resumed run finds the best score under the key ModelCheckpoint wrote it with; the per-batch
+    hook it skips could only save with every_n_train_steps or train_time_interval, refused here."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from rnnbench.runner import BestCheckpoint
+
+    options = {"monitor": "val/accuracy", "mode": "max", "save_top_k": 1, "filename": "best"}
+    assert BestCheckpoint(**options).state_key == ModelCheckpoint(**options).state_key
+    with pytest.raises(ValueError, match="validations only"):
+        BestCheckpoint(**options, every_n_train_steps=10)
