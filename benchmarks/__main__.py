@@ -68,15 +68,18 @@ def main(argv: list[str]) -> int:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     from benchmarks import timing
     from rnnbench.denormals import flush_denormals
+    from rnnbench.freed_memory import keep_freed_memory
 
     flushed = flush_denormals()   # every side of every figure as a run trains: before any thread starts
+    kept = keep_freed_memory()
     now = datetime.datetime.now()
-    environment = {**timing.environment(), "denormals_flushed": flushed}
+    environment = {**timing.environment(), "denormals_flushed": flushed, "freed_memory_kept": kept}
     print(f"benchmarks {'(SMOKE: sizes shrunk, figures meaningless) ' if timing.SMOKE else ''}on "
           f"{environment['hostname']}: {environment['cpu_count']} CPUs ({environment['cpus_usable']} usable), "
           f"torch {environment['torch']} ({environment['parallel_backend']}, {environment['threads']} threads), "
           f"Lightning {environment['lightning']}, commit {environment['git_commit']}, subnormals "
-          f"{'flushed to zero' if flushed else 'kept (no flush-to-zero on this CPU)'}; thread variables: "
+          f"{'flushed to zero' if flushed else 'kept (no flush-to-zero on this CPU)'}, freed memory "
+          f"{'kept in the process' if kept else 'handled by the C library'}; thread variables: "
           f"{ {k: v for k, v in environment['thread_variables'].items() if v is not None} }", flush=True)
     results: dict[str, Any] = {"started": now.isoformat(timespec="seconds"), "environment": environment,
                                "modules": {}}

@@ -35,6 +35,7 @@ from rnnbench import cpu_share, registry, verdicts
 from rnnbench.config import RunConfig, check_seed, config_hash, identity_settings, resolve
 from rnnbench.contracts import Architecture, Batch, SequenceBatch, Task, compatibility
 from rnnbench.denormals import flush_denormals
+from rnnbench.freed_memory import keep_freed_memory
 from rnnbench.errors import BenchmarkError, DivergedError
 from rnnbench.heads import Head
 from rnnbench.model import (BenchmarkModel, build_model, check_initialisation, check_model_fits,
@@ -627,6 +628,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     is raised again (a KeyboardInterrupt with `recorded = True`)."""
     began = time.perf_counter()
     denormals_flushed = flush_denormals()   # before any torch op starts the threads: recorded
+    freed_memory_kept = keep_freed_memory()   # recorded
     prepared = prepare(architecture_name, task_name, overrides, preset, seed)
     architecture_cls, task_cls, config = prepared.architecture, prepared.task, prepared.config
     run_id, config_id = prepared.run_id, prepared.config_id
@@ -670,6 +672,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
 
     def record(status: str, error: str | None = None, **measured: Any) -> None:
         env = {**environment(), "thread_policy": thread_policy, "denormals_flushed": denormals_flushed,
+               "freed_memory_kept": freed_memory_kept,
                "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
                "peak_memory": memory.kind, "conformance": conformance, "timings": timings,
