@@ -13,13 +13,14 @@ costs Lightning and the runner alike): the smallest probe model, a mid-size prob
 comparison is `python -m benchmarks ptb_reference`). Figures, per case and side:
 
 - steady-state step time: the three sides trained together, taking turns window by window
-  (`benchmarks.turns`: each in its own thread, one running at a time, the turn handed on after the
-  warm-up and after every window), so that round k's windows of the three sides ran back to back;
-  per side, the median over windows of the mean seconds per step; the ratios are the median over
-  rounds of the ratio of the two sides' windows in that round (paired), printed with a 95%
-  confidence interval of that median (`benchmarks.turns.median_interval`). A step ends at the end of each training batch (the runner: a subclass of
-  its own `RecordProgress`, which marks it on top of what it does; Lightning: the module's own
-  `on_train_batch_end` hook; the bare loop: the end of its loop body);
+  (`benchmarks.turns`: each a greenlet in this thread, one running at a time, the turn handed on
+  after the warm-up and after every window), so that round k's windows of the three sides ran
+  back to back; per side, the median over windows of the mean seconds per step; the ratios are
+  the median over rounds of the ratio of the two sides' windows in that round (paired), printed
+  with a 95% confidence interval of that median (`benchmarks.turns.median_interval`). A step ends
+  at the end of each training batch (the runner: a subclass of its own `RecordProgress`, which
+  marks it on top of what it does; Lightning: the module's own `on_train_batch_end` hook; the
+  bare loop: the end of its loop body);
 - the figures below come from a separate pass, the sides one after the other:
 - whole run: wall time from the call (or model build) to the end, set-up included; the runner's
   also includes its final validation and test (tiny evaluation splits here) and the conformance
@@ -29,7 +30,8 @@ comparison is `python -m benchmarks ptb_reference`). Figures, per case and side:
 - peak memory of the run: the peak resident set of the process during the run (VmHWM, reset at
   the start of each side; the runner records the same figure itself, `peak_memory_mb`).
 
-All in this process, with the thread count the runner's policy gives a run alone (`rnnbench.workers.threads_per_worker(1)`: $OMP_NUM_THREADS, else the CPUs).
+All in this process, with the thread count the runner's policy gives a run alone
+(`rnnbench.workers.threads_per_worker(1)`: $OMP_NUM_THREADS, else the CPUs).
 """
 
 from __future__ import annotations

@@ -33,8 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from greenlet import getcurrent, greenlet
-
 from benchmarks.timing import Windows
 
 
@@ -72,8 +70,12 @@ _plan: Windows | None = None
 def step_done() -> None:
     """Report one training step of the calling side: at the end of the warm-up and of every window,
     hand the turn on (returns when the turn comes back). A no-op outside `take_turns`."""
+    if not _sides or _plan is None:
+        return
+    from greenlet import getcurrent
+
     side = _sides.get(getcurrent())
-    if side is None or _plan is None:
+    if side is None:
         return
     side.steps += 1
     past_warmup = side.steps - _plan.warmup
@@ -91,6 +93,11 @@ def take_turns(sides: dict[str, Callable[[], Any]], windows: Windows) -> dict[st
     trained `windows.total` steps and reported each with `step_done()`. A side that raises stops
     the others (their `finally` blocks run) and the error is raised here."""
     global _plan
+    try:
+        from greenlet import greenlet
+    except ImportError as error:
+        raise ImportError("the paired timing needs the greenlet package: pip install greenlet "
+                          "(nox -s bench installs it)") from error
     coroutines = {name: greenlet(train) for name, train in sides.items()}
     states = {name: _Side(name) for name in sides}
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
