@@ -38,9 +38,8 @@ from benchmarks.timing import Windows
 
 @dataclass
 class Timed:
-    """A side's result and the (start, end) perf_counter times of its timed windows."""
+    """The (start, end) perf_counter times of a side's timed windows."""
 
-    result: Any
     windows: list[tuple[float, float]]
     steps_per_window: int
 
@@ -57,7 +56,6 @@ class Timed:
 
 @dataclass
 class _Side:
-    name: str
     steps: int = 0
     resumed: float = 0.0
     windows: list[tuple[float, float]] = field(default_factory=list)
@@ -89,9 +87,9 @@ def step_done() -> None:
 
 def take_turns(sides: dict[str, Callable[[], Any]], windows: Windows) -> dict[str, Timed]:
     """Train every side, one at a time, handing the turn on after the warm-up and after every
-    window of `windows` (module docstring); a side's function returns its result once it has
-    trained `windows.total` steps and reported each with `step_done()`. A side that raises stops
-    the others (their `finally` blocks run) and the error is raised here."""
+    window of `windows` (module docstring); a side's function returns once it has trained
+    `windows.total` steps and reported each with `step_done()`. A side that raises stops the
+    others (their `finally` blocks run) and the error is raised here."""
     global _plan
     try:
         from greenlet import greenlet
@@ -99,18 +97,15 @@ def take_turns(sides: dict[str, Callable[[], Any]], windows: Windows) -> dict[st
         raise ImportError("the paired timing needs the greenlet package: pip install greenlet "
                           "(nox -s bench installs it)") from error
     coroutines = {name: greenlet(train) for name, train in sides.items()}
-    states = {name: _Side(name) for name in sides}
+    states = {name: _Side() for name in sides}
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    results: dict[str, Any] = {}
     _plan = windows
     _sides.update({coroutines[name]: states[name] for name in sides})
     try:
-        while len(results) < len(sides):
-            for name, coroutine in coroutines.items():
+        while not all(coroutine.dead for coroutine in coroutines.values()):
+            for coroutine in coroutines.values():
                 if not coroutine.dead:
-                    outcome = coroutine.switch()
-                    if coroutine.dead:
-                        results[name] = outcome
+                    coroutine.switch()
     finally:
         for coroutine in coroutines.values():
             if not coroutine.dead:
@@ -124,7 +119,7 @@ def take_turns(sides: dict[str, Callable[[], Any]], windows: Windows) -> dict[st
         if len(state.windows) != windows.windows:
             raise RuntimeError(f"side '{name}' reported {state.steps} steps, {windows.total} planned: "
                                f"{len(state.windows)} of {windows.windows} windows timed")
-        timed[name] = Timed(results[name], state.windows, windows.steps)
+        timed[name] = Timed(state.windows, windows.steps)
     return timed
 
 

@@ -7,7 +7,7 @@ which the kernel zero-fills one page fault at a time on first touch. A language 
 and allocates tens of megabytes (the logits and their gradients, the embedding's gradient): the
 2x200 LSTM language model of `python -m benchmarks runner_overhead` (10k words, 20 x 20 tokens),
 trained by a bare loop in 9 pairs of processes, one of each kind in turn, took a median 73.3 ms a
-step with glibc's defaults (5,500 page faults a step) and 67.7 ms with freed memory kept (590),
+step with glibc's defaults (a median 5,600 page faults a step) and 67.7 ms with freed memory kept (600),
 for the same arithmetic: no number a run records changes.
 
 `keep_freed_memory` raises both thresholds with `mallopt`: blocks up to 32 MB (glibc's largest

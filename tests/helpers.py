@@ -2,6 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 QUICK = {"trainer.max_steps": "6", "trainer.val_every_steps": "3", "task.train_size": "64",
          "task.eval_size": "32", "arch.hidden_size": "8", "trainer.batch_size": "16",
          "task.length": "6"}
+
+# the start of an `in_fresh_process` script: a QUICK run recorded, its environment record read back
+RECORDED_RUN = """
+import json, sys
+from rnnbench.runner import run
+from rnnbench.store import ResultStore
+result = run("rnn", "copy", json.loads(sys.argv[1]), store=sys.argv[2], progress=False, check=False)
+environment = ResultStore(sys.argv[2]).runs_frame().set_index("run_id").environment[result.run_id]
+"""
+
+
+def in_fresh_process(script: str, folder: Path, threads: int) -> dict[str, Any]:
+    """Run `script` in a new Python process, for settings a process keeps once set (argv: the QUICK
+    settings as JSON and a store path in `folder`; OMP_NUM_THREADS=`threads`), and return the JSON
+    object its last line of output prints."""
+    finished = subprocess.run([sys.executable, "-c", script, json.dumps(QUICK), str(Path(folder) / "r.sqlite")],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    return json.loads(finished.stdout.strip().splitlines()[-1])

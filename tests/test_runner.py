@@ -119,7 +119,7 @@ def test_wandb_logs_offline(tmp_path, monkeypatch):
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run was written"
 
 
-def test_the_best_checkpoint_keeps_model_checkpoints_state_key_and_never_saves_between_validations():
+def test_the_best_checkpoint_keeps_model_checkpoints_state_key_and_refuses_saving_between_validations():
     """A resumed run finds the best score under the key ModelCheckpoint wrote it with; the per-batch
     hook it skips could only save with every_n_train_steps or train_time_interval, refused here."""
     from pytorch_lightning.callbacks import ModelCheckpoint
