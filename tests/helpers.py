@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,20 @@ def in_fresh_process(script: str, folder: Path, threads: int) -> dict[str, Any]:
                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     assert finished.returncode == 0, finished.stderr[-2000:]
     return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def ctrl_c_at(step: int, monkeypatch, signum: int = signal.SIGINT):
+    """Press Ctrl-C (a real SIGINT to this process), or send `signum`, while training step `step`
+    runs; returns the unpatched `BenchmarkModule.training_step`."""
+    from rnnbench import runner
+
+    original = runner.BenchmarkModule.training_step
+
+    def interrupted(self, batch, index):
+        if self.global_step == step:
+            os.kill(os.getpid(), signum)
+        return original(self, batch, index)
+
+    monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
+    return original
+

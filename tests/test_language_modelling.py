@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import QUICK
+from helpers import QUICK, ctrl_c_at
 
 import rnnbench.resume
 from rnnbench import registry, runner
@@ -163,19 +163,6 @@ def test_sampling_from_a_task_that_is_not_a_language_model_is_refused(tmp_path, 
     assert "not a language model" in capsys.readouterr().err
 
 
-def _ctrl_c_at(step: int, monkeypatch, signum: int = signal.SIGINT):
-    """Press Ctrl-C (a real SIGINT to this process), or send `signum`, while training step `step` runs."""
-    original = runner.BenchmarkModule.training_step
-
-    def interrupted(self, batch, index):
-        if self.global_step == step:
-            os.kill(os.getpid(), signum)
-        return original(self, batch, index)
-
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
-    return original
-
-
 @pytest.mark.parametrize("task, settings", [
     ("copy", {"task.length": "5", "task.train_size": "160", "task.eval_size": "32",
               "arch.hidden_size": "8", "trainer.batch_size": "32", "trainer.max_steps": "10",
@@ -191,7 +178,7 @@ def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, set
     reference = runner.run("lstm", task, settings, store=tmp_path / "a" / "r.sqlite", progress=False)
     steps_per_epoch = 5 if task == "copy" else len(_ptb(train_tokens=3000).splits(4, 0).train)
     interrupt_at = steps_per_epoch + 1  # in the second epoch, between two periodic checkpoints
-    original = _ctrl_c_at(interrupt_at, monkeypatch, signum)
+    original = ctrl_c_at(interrupt_at, monkeypatch, signum)
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     store = ResultStore(tmp_path / "b" / "r.sqlite")
     try:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import QUICK
-from rnnbench import registry
+from rnnbench import registry, runner
 from rnnbench.contracts import Architecture, Capabilities, EncoderOutput, Encoder
 from rnnbench.errors import BenchmarkError, DivergedError
 from rnnbench.runner import run
@@ -130,3 +130,25 @@ def test_the_best_checkpoint_keeps_model_checkpoints_state_key_and_refuses_savin
     assert BestCheckpoint(**options).state_key == ModelCheckpoint(**options).state_key
     with pytest.raises(ValueError, match="validations only"):
         BestCheckpoint(**options, every_n_train_steps=10)
+
+
+def test_the_module_stores_attributes_as_nn_module_does():
+    """`BenchmarkModule.__setattr__` stores plain values directly: parameters, buffers and
+    modules are still registered, and None still unregisters them."""
+    prepared = runner.prepare("rnn", "copy", QUICK)
+    task = prepared.task(prepared.config.task_options)
+    model, _ = runner.initial_model(prepared.architecture(), task, prepared.config, 0)
+    module = runner.BenchmarkModule(model, task, prepared.config, steps_per_epoch=4)
+    module._current_fx_name = "training_step"
+    assert module._current_fx_name == "training_step" and "_current_fx_name" not in module._parameters
+    module.scale = torch.nn.Parameter(torch.ones(()))
+    module.register_buffer("count", torch.zeros(()))
+    module.extra = torch.nn.Linear(2, 2)
+    assert "scale" in dict(module.named_parameters()) and "count" in dict(module.named_buffers())
+    assert "extra" in dict(module.named_children())
+    module.scale, module.count, module.extra = None, None, None
+    assert "scale" not in dict(module.named_parameters()) and "scale" in module._parameters
+    assert "count" not in dict(module.named_buffers()) and "extra" not in dict(module.named_children())
+    module.note = 3
+    module.note = torch.nn.Linear(2, 2)   # a plain attribute becomes a submodule
+    assert "note" in dict(module.named_children()) and "note" not in module.__dict__
