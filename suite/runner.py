@@ -91,7 +91,7 @@ class BenchmarkModule(pl.LightningModule):
     optimiser and backward so that mixed precision and DDP work as before. Lightning's automatic
     optimisation wraps the same work in a closure and more hook calls. With this and `__setattr__`,
     paired windows (`python -m benchmarks runner_overhead`): the smallest probe's step went from
-    1.007 to 0.937 times plain Lightning's, the 2x200 LM's from 1.023 to 1.013 times a bare loop's.
+    0.993 to 0.937 times plain Lightning's, the 2x200 LM's from 1.023 to 1.013 times a bare loop's.
     """
 
     def __init__(self, model: BenchmarkModel, task: Task, config: RunConfig, steps_per_epoch: int) -> None:

@@ -49,4 +49,3 @@ def ctrl_c_at(step: int, monkeypatch, signum: int = signal.SIGINT):
 
     monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
     return original
-

@@ -50,18 +50,19 @@ def test_the_cosine_schedule_steps_after_every_optimiser_step(tmp_path, monkeypa
 
 
 def test_the_decay_schedule_steps_at_the_end_of_every_epoch(tmp_path, monkeypatch):
-    """lr * 0.5 ** max(0, e + 1 - decay_start) in epoch e counting from 1; the rate changes with the
-    epoch's last batch, before the callbacks see it (so a resume point written there has it)."""
+    """lr * factor ** max(0, e + 1 - decay_start) in epoch e counting from 1; the rate changes with
+    the epoch's last batch, before the callbacks see it (so a resume point written there has it)."""
     seen = _at_batch_end(monkeypatch, _learning_rate)
-    settings = {**QUICK, "optim.schedule": "decay", "optim.decay_start": "2", "optim.decay_factor": "0.5",
-                "optim.optimizer": "sgd", "optim.lr": "1.0", "trainer.max_steps": "none",
+    start, factor = 2, 0.5
+    settings = {**QUICK, "optim.schedule": "decay", "optim.decay_start": str(start),
+                "optim.decay_factor": str(factor), "optim.optimizer": "sgd", "optim.lr": "1.0", "trainer.max_steps": "none",
                 "trainer.max_epochs": "3", "trainer.val_every_steps": "none"}
     runner.run("rnn", "copy", settings, store=tmp_path / "r.sqlite", progress=False, check=False)
     per_epoch = 64 // 16
     assert len(seen) == 3 * per_epoch
     for epoch, index, rate in seen:
-        epochs_done = epoch + (index == per_epoch - 1)   # counting the one this batch ends
-        assert rate == pytest.approx(0.5 ** max(0, epochs_done + 2 - 2)), (epoch, index)
+        in_force = epoch + 1 + (index == per_epoch - 1)   # the epoch (from 1) the rate is set for
+        assert rate == pytest.approx(factor ** max(0, in_force + 1 - start)), (epoch, index)
 
 
 def test_clipping_by_norm_bounds_the_gradients_global_norm(tmp_path, monkeypatch):
@@ -83,12 +84,11 @@ def _as_written_by_automatic_optimisation(path) -> None:
     loops = checkpoint["loops"]["fit_loop"]
     manual = loops["epoch_loop.manual_optimization.optim_step_progress"]
     automatic = loops["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]
-    steps = max(manual["total"]["completed"], automatic["step"]["total"]["completed"])
-    in_epoch = max(manual["current"]["completed"], automatic["step"]["current"]["completed"])
-    for progress in (automatic["step"], automatic["zero_grad"], manual):
-        for key in progress["total"]:
-            progress["total"][key] = steps if progress is not manual else 0
-            progress["current"][key] = in_epoch if progress is not manual else 0
+    for scope in ("total", "current"):
+        done = manual[scope]["completed"]
+        automatic["step"][scope] = {"ready": done, "completed": done}
+        automatic["zero_grad"][scope] = {"ready": done, "started": done, "completed": done}
+        manual[scope] = {"ready": 0, "completed": 0}
     torch.save(checkpoint, path)
 
 
