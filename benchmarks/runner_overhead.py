@@ -36,7 +36,6 @@ All in this process, with the thread count the runner's policy gives a run alone
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field

@@ -49,3 +49,19 @@ def ctrl_c_at(step: int, monkeypatch, signum: int = signal.SIGINT):
 
     monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
     return original
+
+
+def at_batch_end(monkeypatch, read) -> list:
+    """`read(trainer, module, batch_index)` after every training step of the runs that follow, as
+    the optimiser left it: read where every callback sees it, in the runner's `RecordProgress`."""
+    from rnnbench import runner
+
+    seen: list = []
+    original = runner.RecordProgress.on_train_batch_end
+
+    def spy(self, trainer, module, outputs, batch, batch_index):
+        seen.append(read(trainer, module, batch_index))
+        return original(self, trainer, module, outputs, batch, batch_index)
+
+    monkeypatch.setattr(runner.RecordProgress, "on_train_batch_end", spy)
+    return seen

@@ -1,7 +1,7 @@
-"""The runner's optimisation step: gradients clipped by norm or by value, learning-rate schedules
-stepped per step (cosine) or per epoch (decay, Zaremba et al.), and a run interrupted under an
-earlier runner resuming at its step. The figures are read where every callback sees them: at the
-end of each training batch."""
+"""The runner's optimisation step (it takes the step itself, Lightning's manual optimisation):
+learning-rate schedules stepped per step (cosine) or per epoch (decay, Zaremba et al.), and a run
+interrupted under the earlier runner, which left the step to Lightning, resuming at its step.
+Clipping is in test_tricks.py."""
 
 from __future__ import annotations
 
@@ -11,36 +11,18 @@ import signal
 import pytest
 import torch
 
-from helpers import QUICK, ctrl_c_at
+from helpers import QUICK, at_batch_end, ctrl_c_at
 import rnnbench.resume
 from rnnbench import runner
 from rnnbench.store import ResultStore
-
-
-def _at_batch_end(monkeypatch, read) -> list:
-    """`read(trainer, module, batch_index)` after every training step, as the optimiser left it."""
-    seen: list = []
-    original = runner.RecordProgress.on_train_batch_end
-
-    def spy(self, trainer, module, outputs, batch, batch_index):
-        seen.append(read(trainer, module, batch_index))
-        return original(self, trainer, module, outputs, batch, batch_index)
-
-    monkeypatch.setattr(runner.RecordProgress, "on_train_batch_end", spy)
-    return seen
 
 
 def _learning_rate(trainer, module, batch_index):
     return trainer.current_epoch, batch_index, trainer.optimizers[0].param_groups[0]["lr"]
 
 
-def _gradient_norm(trainer, module, batch_index):
-    return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()
-                                                       if p.grad is not None])))
-
-
 def test_the_cosine_schedule_steps_after_every_optimiser_step(tmp_path, monkeypatch):
-    seen = _at_batch_end(monkeypatch, _learning_rate)
+    seen = at_batch_end(monkeypatch, _learning_rate)
     settings = {**QUICK, "optim.schedule": "cosine", "optim.optimizer": "sgd", "optim.lr": "0.1"}
     runner.run("rnn", "copy", settings, store=tmp_path / "r.sqlite", progress=False, check=False)
     rates = [rate for *_, rate in seen]
@@ -52,28 +34,17 @@ def test_the_cosine_schedule_steps_after_every_optimiser_step(tmp_path, monkeypa
 def test_the_decay_schedule_steps_at_the_end_of_every_epoch(tmp_path, monkeypatch):
     """lr * factor ** max(0, e + 1 - decay_start) in epoch e counting from 1; the rate changes with
     the epoch's last batch, before the callbacks see it (so a resume point written there has it)."""
-    seen = _at_batch_end(monkeypatch, _learning_rate)
+    seen = at_batch_end(monkeypatch, _learning_rate)
     start, factor = 2, 0.5
     settings = {**QUICK, "optim.schedule": "decay", "optim.decay_start": str(start),
-                "optim.decay_factor": str(factor), "optim.optimizer": "sgd", "optim.lr": "1.0", "trainer.max_steps": "none",
-                "trainer.max_epochs": "3", "trainer.val_every_steps": "none"}
+                "optim.decay_factor": str(factor), "optim.optimizer": "sgd", "optim.lr": "1.0",
+                "trainer.max_steps": "none", "trainer.max_epochs": "3", "trainer.val_every_steps": "none"}
     runner.run("rnn", "copy", settings, store=tmp_path / "r.sqlite", progress=False, check=False)
     per_epoch = 64 // 16
     assert len(seen) == 3 * per_epoch
     for epoch, index, rate in seen:
         in_force = epoch + 1 + (index == per_epoch - 1)   # the epoch (from 1) the rate is set for
         assert rate == pytest.approx(factor ** max(0, in_force + 1 - start)), (epoch, index)
-
-
-def test_clipping_by_norm_bounds_the_gradients_global_norm(tmp_path, monkeypatch):
-    seen = _at_batch_end(monkeypatch, _gradient_norm)
-    settings = {**QUICK, "optim.clip_norm": "none", "trainer.max_steps": "4"}
-    runner.run("lstm", "copy", settings, store=tmp_path / "a.sqlite", progress=False, check=False)
-    bound = min(seen) / 4
-    seen.clear()
-    runner.run("lstm", "copy", {**settings, "optim.clip_norm": str(bound)}, store=tmp_path / "b.sqlite",
-               progress=False, check=False)
-    assert len(seen) == 4 and all(bound * 0.999 < norm <= bound * 1.0001 for norm in seen), (seen, bound)
 
 
 def _as_written_by_automatic_optimisation(path) -> None:
@@ -108,7 +79,7 @@ def test_a_resume_point_written_by_the_earlier_runner_resumes_at_its_step(tmp_pa
             signal.signal(number, handler)
     _as_written_by_automatic_optimisation(store.checkpoint_root / reference.run_id / "last.ckpt")
     monkeypatch.setattr(runner.BenchmarkModule, "training_step", original)
-    steps = _at_batch_end(monkeypatch, lambda trainer, module, index: trainer.global_step)
+    steps = at_batch_end(monkeypatch, lambda trainer, module, index: trainer.global_step)
     resumed = runner.run("lstm", "copy", settings, store=store, progress=False)
     assert steps == [8, 9, 10]
     assert resumed.metrics == pytest.approx(reference.metrics, rel=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import QUICK
+from helpers import QUICK, at_batch_end
 from rnnbench import registry, runner
 from rnnbench.contracts import Encoder, SequenceBatch
 from rnnbench.errors import BenchmarkError
@@ -171,21 +171,17 @@ def test_an_encoder_that_lists_a_non_square_matrix_is_a_plugin_error():
 # --------------------------------------------------------------------------- clipping
 
 
-def _largest_gradients(monkeypatch) -> list[float]:
-    """The largest |gradient entry| after every training step, as the optimiser used it."""
-    seen: list[float] = []
-    original = runner.RecordProgress.on_train_batch_end
+def _largest_gradient_entry(trainer, module, batch_index) -> float:
+    return max(float(p.grad.abs().max()) for p in module.parameters() if p.grad is not None)
 
-    def spy(self, trainer, module, *args):
-        seen.append(max(float(p.grad.abs().max()) for p in module.parameters() if p.grad is not None))
-        return original(self, trainer, module, *args)
 
-    monkeypatch.setattr(runner.RecordProgress, "on_train_batch_end", spy)
-    return seen
+def _gradient_norm(trainer, module, batch_index) -> float:
+    return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()
+                                                       if p.grad is not None])))
 
 
 def test_clipping_by_value_bounds_every_gradient_entry(tmp_path, monkeypatch):
-    seen = _largest_gradients(monkeypatch)
+    seen = at_batch_end(monkeypatch, _largest_gradient_entry)
     settings = {**QUICK, "optim.clip_norm": "none", "trainer.max_steps": "4"}
     runner.run("lstm", "copy", settings, store=tmp_path / "a.sqlite", progress=False, check=False)
     unclipped, seen[:] = list(seen), []
@@ -195,6 +191,18 @@ def test_clipping_by_value_bounds_every_gradient_entry(tmp_path, monkeypatch):
                         store=tmp_path / "b.sqlite", progress=False, check=False)
     assert len(seen) == 4 and max(seen) == bound   # every entry within it, the largest ones at it
     assert result.status == "completed"
+
+
+def test_clipping_by_norm_bounds_the_gradients_global_norm(tmp_path, monkeypatch):
+    seen = at_batch_end(monkeypatch, _gradient_norm)
+    settings = {**QUICK, "optim.clip_norm": "none", "trainer.max_steps": "4"}
+    runner.run("lstm", "copy", settings, store=tmp_path / "a.sqlite", progress=False, check=False)
+    bound = min(seen) / 4
+    seen.clear()
+    runner.run("lstm", "copy", {**settings, "optim.clip_norm": str(bound)}, store=tmp_path / "b.sqlite",
+               progress=False, check=False)
+    # torch scales by bound / (norm + 1e-6): the clipped norm is the bound to about 1e-6 relative
+    assert len(seen) == 4 and seen == pytest.approx([bound] * 4, rel=1e-5), (seen, bound)
 
 
 def test_clipping_by_norm_and_by_value_at_once_is_refused():
