@@ -67,8 +67,8 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     from benchmarks import timing
-    from rnnbench.denormals import flush_denormals
-    from rnnbench.freed_memory import keep_freed_memory
+    from rnnbench.training.denormals import flush_denormals
+    from rnnbench.training.freed_memory import keep_freed_memory
 
     flushed = flush_denormals()   # every side of every figure as a run trains: before any thread starts
     kept = keep_freed_memory()

@@ -22,14 +22,14 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.timing import Table, Windows, ratio, size, time_steps, torch_threads
-from rnnbench import registry
+from rnnbench.core import registry
 from rnnbench.plugins.deep_rnn import DeepResidualRNN, DeepRNNOptions
 from rnnbench.plugins.echo_state import EchoState, EchoStateOptions
 from rnnbench.plugins.fused_rnn import FusedEncoder
 from rnnbench.plugins.pixel_rnn import PixelRNN, PixelRNNOptions
 from rnnbench.plugins.recursive import Recursive, RecursiveOptions
-from rnnbench.conformance import random_trees
-from rnnbench.contracts import GridBatch, SequenceBatch, TreeBatch
+from rnnbench.conformance.kit import random_trees
+from rnnbench.core.contracts import GridBatch, SequenceBatch, TreeBatch
 
 BATCH, STEPS, FEATURES, HIDDEN = 32, 50, 8, 64
 IMAGE, IMAGE_BATCH, IMAGE_HIDDEN = 16, 16, 32

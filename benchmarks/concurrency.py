@@ -8,7 +8,7 @@ against the run alone, as wall time of the process (start-up and evaluation incl
 training time the run records (`timings.fit_s`). Three thread settings:
 
 - the suite's default: no thread variable; each run takes the usable CPUs shared out between the
-  training processes registered on the machine (`rnnbench.cpu_share`): all of them alone, half
+  training processes registered on the machine (`rnnbench.training.cpu_share`): all of them alone, half
   each for two started together;
 - every core each: OMP_NUM_THREADS set to the CPU count for every process (torch's own default,
   and the suite's before `cpu_share`);

@@ -1,5 +1,5 @@
 """Are runs reproducible on this device? Each case is trained twice with the same seed, through
-`rnnbench.runner.run` exactly as the CLI calls it, into two stores; the check prints whether the two
+`rnnbench.training.runner.run` exactly as the CLI calls it, into two stores; the check prints whether the two
 records agree bit for bit (every metric and the best checkpoint's weights), and what each run
 recorded about its kernels (`environment.deterministic`, `nondeterministic_ops`).
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import size
-from rnnbench.runner import run
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
 
 COPY = {"task.length": "20", "task.train_size": "512", "task.eval_size": "128",

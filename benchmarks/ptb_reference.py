@@ -6,7 +6,7 @@ Both sides start as `rnnbench run lstm ptb --preset zaremba-small` does (2x200 L
 20 steps of truncated BPTT, SGD lr 1, clipping at 5, uniform init in [-0.1, 0.1], the loss summed
 over steps and averaged over the batch, the state carried) and read the same training batches:
 the first ones of the real training stream. The reference loop is a plain PyTorch loop
-(`benchmarks.runner_overhead.bare_loop`); the runner is `rnnbench.runner.run`
+(`benchmarks.runner_overhead.bare_loop`); the runner is `rnnbench.training.runner.run`
 (`benchmarks.runner_overhead.with_runner`), budget cut to the steps timed, evaluation streams cut
 to `task.eval_tokens` (the validation and test at the end are not timed in step time). The figure:
 the median over three windows of 300 steps each of the mean step time, after a warm-up; also the
@@ -27,7 +27,7 @@ EVAL_TOKENS = size(2_000, 200)
 
 
 def main() -> dict[str, Any]:
-    from rnnbench.data import require
+    from rnnbench.toolkit.datasets import require
 
     require("ptb")   # a missing dataset stops here, with the message naming the fix
     steps = WINDOWS.total

@@ -3,10 +3,10 @@
 - bare loop: a plain PyTorch loop (`for batch in train: forward, loss, backward, clip, step`);
 - plain Lightning: a minimal LightningModule around the same model, a Trainer with no callbacks,
   no logger, no checkpointing and no validation;
-- runner: `rnnbench.runner.run` exactly as the CLI calls it (conformance check, store, callbacks,
+- runner: `rnnbench.training.runner.run` exactly as the CLI calls it (conformance check, store, callbacks,
   checkpoints, the validation and test at the end).
 
-Each side builds the model as a run with the same seed does (`rnnbench.runner.initial_model`), for
+Each side builds the model as a run with the same seed does (`rnnbench.training.model.initial_model`), for
 three cases (no per-step learning-rate schedule: the bare and Lightning sides have none, and one
 costs Lightning and the runner alike): the smallest probe model, a mid-size probe model and the 2x200 LSTM language model
 (Zaremba et al.'s small model on a random 10k-token stream with PTB's shapes; the real PTB
@@ -31,7 +31,7 @@ comparison is `python -m benchmarks ptb_reference`). Figures, per case and side:
   the start of each side; the runner records the same figure itself, `peak_memory_mb`).
 
 All in this process, with the thread count the runner's policy gives a run alone
-(`rnnbench.workers.threads_per_worker(1)`: $OMP_NUM_THREADS, else the CPUs).
+(`rnnbench.sweeps.workers.threads_per_worker(1)`: $OMP_NUM_THREADS, else the CPUs).
 """
 
 from __future__ import annotations
@@ -49,10 +49,14 @@ from torchmetrics.classification import MulticlassAccuracy
 from benchmarks.timing import (Table, TimedIterable, TimedIterator, Windows, data_share, intervals,
                                median_of_windows, ratio, recorded, runner_threads, size, torch_threads)
 from benchmarks.turns import median_interval, paired_ratios, step_done, take_turns
-from rnnbench import registry, runner
-from rnnbench.contracts import Batch, InputSpec, Requirements, SequenceBatch, Splits, Task
-from rnnbench.heads import PerStepClassifier
-from rnnbench.runner import PeakMemory, detach_state, initial_model, prepare
+from rnnbench.core import registry
+from rnnbench.training import runner
+from rnnbench.core.contracts import Batch, InputSpec, Requirements, SequenceBatch, Splits, Task
+from rnnbench.toolkit.heads import PerStepClassifier
+from rnnbench.core.state import detach_state
+from rnnbench.training.environment import PeakMemory
+from rnnbench.training.model import initial_model
+from rnnbench.training.prepare import prepare
 
 LM_VOCAB, LM_BATCH, LM_STEPS = 10_000, 20, 20
 
@@ -164,14 +168,14 @@ class Side:
 
 
 def loss_of(output: Any, batch: Batch, reduction: str) -> torch.Tensor:
-    """The runner's loss reduction (`BenchmarkModule._reduce`)."""
+    """The runner's loss reduction (`TrainingModule._reduce`)."""
     if reduction == "sequence_sum":
         return output.loss_sum / batch.batch_size
     return output.loss_sum / output.count.clamp(min=1)
 
 
 def optimizer_for(parameters: Any, optim: Any) -> torch.optim.Optimizer:
-    """The runner's optimiser for `optim.optimizer` (`BenchmarkModule.configure_optimizers`)."""
+    """The runner's optimiser for `optim.optimizer` (`TrainingModule.configure_optimizers`)."""
     if optim.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
     if optim.optimizer == "adam":
@@ -306,7 +310,7 @@ class _TimedBatches(runner.ResumableBatches):
 
 def with_runner(architecture: str, task: str, settings: dict[str, Any], seed: int = 0,
                 preset: str | None = None) -> Side:
-    """`rnnbench.runner.run` as the CLI calls it, its progress callback and training iterable
+    """`rnnbench.training.runner.run` as the CLI calls it, its progress callback and training iterable
     swapped for the stamping subclasses above for the duration of the call."""
     saved = runner.RecordProgress, runner.ResumableBatches
     runner.RecordProgress, runner.ResumableBatches = _StampedProgress, _TimedBatches

@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.architectures import build_encoder, sequence_architectures, summary, training_step
 from benchmarks.timing import Table, Windows, linear_fit, size, time_steps, torch_threads
-from rnnbench.contracts import SequenceBatch
+from rnnbench.core.contracts import SequenceBatch
 
 FEATURES = 8
 DEFAULTS = {"length": 100, "hidden": 64, "batch": 32}

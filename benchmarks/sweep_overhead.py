@@ -1,5 +1,5 @@
 """Sweep overhead per run: a process per run (what `rnnbench sweep` did before its workers: one
-`python -m rnnbench.cli run` each) against a long-lived worker (`rnnbench.workers`).
+`python -m rnnbench.cli run` each) against a long-lived worker (`rnnbench.sweeps.workers`).
 
 The same quick runs (rnn and gru on the adding probe, `--preset quick`, four seeds each) go both
 ways, one at a time, with one thread. Overhead is the time a run costs beyond its training,
@@ -22,8 +22,8 @@ from typing import Any
 
 from benchmarks.timing import Table, ratio, recorded, size
 from rnnbench.store import ResultStore
-from rnnbench.sweep import plan
-from rnnbench.workers import Driver, PlanSource
+from rnnbench.sweeps.plan import plan
+from rnnbench.sweeps.workers import Driver, PlanSource
 
 ARCHITECTURES, TASK, SEEDS = ["rnn", "gru"], "adding", size([0, 1, 2, 3], [0, 1])
 OVERRIDES: dict[str, str] = size({}, {"trainer.max_steps": "3", "trainer.val_every_steps": "3"})

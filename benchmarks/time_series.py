@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnbench import registry
-from rnnbench.runner import run
-from rnnbench.metrics import NormalisedRMSE
+from rnnbench.core import registry
+from rnnbench.training.runner import run
+from rnnbench.toolkit.metrics import NormalisedRMSE
 from rnnbench.tasks.time_series import MackeyGlass
 
 UNITS, DENSITY, INPUT_SCALING, RIDGE = 100, 0.1, 1.0, 1e-6

@@ -160,9 +160,9 @@ def recorded(store: Any, run_id: str) -> dict[str, Any]:
 
 def runner_threads(workers: int, environ: dict[str, str] | None = None) -> int:
     """The thread count the suite gives each of `workers` concurrent runs
-    (`rnnbench.workers.threads_per_worker`), as it would decide it under `environ` (default: this
+    (`rnnbench.sweeps.workers.threads_per_worker`), as it would decide it under `environ` (default: this
     process's environment)."""
-    from rnnbench.workers import threads_per_worker
+    from rnnbench.sweeps.workers import threads_per_worker
 
     if environ is None:
         return threads_per_worker(workers)
@@ -201,7 +201,7 @@ def environment() -> dict[str, Any]:
     parallel backend, the thread variables, the command and the smoke flag."""
     import torch
 
-    from rnnbench.runner import environment as run_environment
+    from rnnbench.training.environment import environment as run_environment
 
     try:
         usable = len(os.sched_getaffinity(0))

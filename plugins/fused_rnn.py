@@ -39,7 +39,7 @@ class FusedEncoder(Encoder):
     one-layer fused modules with `dropout` applied between them, as the fused module would
     (the same numbers on a CPU). The reason is resuming: cuDNN keeps its own dropout generator,
     which no checkpoint can save, whereas `nn.functional.dropout` draws from torch's generator,
-    which checkpoints restore (rnnbench.resume)."""
+    which checkpoints restore (rnnbench.training.resume)."""
 
     def __init__(self, rnn: nn.RNNBase | nn.ModuleList, dropout: float = 0.0) -> None:
         super().__init__()

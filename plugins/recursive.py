@@ -25,7 +25,7 @@ across the whole batch are composed in one matmul, in increasing height, never n
 
 Inputs: a `TreeBatch` (outputs: one row per node; final: the roots, (B, 1, O)), or a plain
 `SequenceBatch`, over whose real tokens it builds a balanced binary tree (adjacent pairs, an odd
-last node carried up a level, as `rnnbench.conformance.balanced_trees`). For sequences, outputs[t] is
+last node carried up a level, as `rnnbench.conformance.kit.balanced_trees`). For sequences, outputs[t] is
 the state of the largest subtree whose span ends at token t: the leaf itself, or the root for an
 item's last real token (so the last output equals `final`, as for a recurrent encoder). The tree
 shape depends on the length, so the encoder is not causal.
@@ -191,7 +191,7 @@ def _check_tree(batch: TreeBatch) -> None:
             | (batch.height[batch.right[internal]] >= parent_height).any()):
         raise BenchmarkError("TreeBatch heights are inconsistent: leaves need height 0 and every "
                              "child a smaller height than its parent (build it as "
-                             "rnnbench.conformance.balanced_trees does)")
+                             "rnnbench.conformance.kit.balanced_trees does)")
 
 
 @register_architecture("recursive")

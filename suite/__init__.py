@@ -15,21 +15,21 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "rnnbench.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder",
+    "rnnbench.core.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder",
                            "EncoderOutput", "SequenceBatch", "TreeBatch", "GridBatch", "Batch",
                            "Inputs", "InputSpec", "Splits", "Reference", "IGNORE_INDEX",
                            "DecoderParts", "DECODER"),
-    "rnnbench.registry": ("register_architecture", "register_task"),
-    "rnnbench.errors": ("BenchmarkError",),
-    "rnnbench.constraints": ("Constraint", "Positive", "NonNegative", "Probability", "UnitInterval",
+    "rnnbench.core.registry": ("register_architecture", "register_task"),
+    "rnnbench.core.errors": ("BenchmarkError",),
+    "rnnbench.core.constraints": ("Constraint", "Positive", "NonNegative", "Probability", "UnitInterval",
                              "AtLeast", "AtMost", "Between", "Range", "Odd", "NonEmpty",
                              "AllowNonFinite"),
-    "rnnbench.heads": ("Head", "HeadOutput", "PerStepClassifier", "PooledClassifier",
+    "rnnbench.toolkit.heads": ("Head", "HeadOutput", "PerStepClassifier", "PooledClassifier",
                        "PooledRegressor", "PerStepRegressor", "PerPixelBernoulli"),
-    "rnnbench.batching": ("IndexBatches",),
-    "rnnbench.seq2seq": ("Seq2SeqHead",),
-    "rnnbench.decoding": ("greedy_decode", "beam_search"),
-    "rnnbench.conformance": ("check_architecture",),
+    "rnnbench.toolkit.batching": ("IndexBatches",),
+    "rnnbench.toolkit.seq2seq_head": ("Seq2SeqHead",),
+    "rnnbench.toolkit.decoding": ("greedy_decode", "beam_search"),
+    "rnnbench.conformance.kit": ("check_architecture", "conformance_checks", "ConformanceError"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 

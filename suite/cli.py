@@ -6,11 +6,11 @@ import argparse
 import os
 import signal
 import sys
-import warnings
-from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from rnnbench.errors import BenchmarkError, did_you_mean, path_problem
+from rnnbench.core.errors import BenchmarkError, RunInterrupted, did_you_mean, path_problem
+from rnnbench.training.quiet import quiet_library_chatter
 
 DEFAULT_STORE = "runs/rnnbench.sqlite"
 MAX_IMAGES = 1_024   # `sample --count`: one grid
@@ -36,7 +36,7 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    from rnnbench.config import parse_assignments
+    from rnnbench.training.config import parse_assignments
 
     overrides = parse_assignments(args.set or [])
     if args.params is not None:   # --params '' is a bad budget, not no budget
@@ -45,7 +45,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from rnnbench.config import check_seed
+    from rnnbench.core.constraints import check_seed
 
     return check_seed(args.seed, "--seed")
 
@@ -88,7 +88,7 @@ def _written(output: Path, write) -> Path:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rnnbench import registry
+    from rnnbench.core import registry
 
     architectures, tasks = registry.architectures(), registry.tasks()
     if args.matrix:
@@ -128,7 +128,7 @@ def _summary(cls: type) -> str:
 
 
 def matrix_text(architectures: dict, tasks: dict) -> str:
-    from rnnbench.registry import pair_compatibility
+    from rnnbench.core.registry import pair_compatibility
 
     width = max(len(name) for name in architectures) + 2
     lines = ["architecture x task: ok, or the reason the pair cannot run", ""]
@@ -152,10 +152,10 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rnnbench import cpu_share
+    from rnnbench.training import cpu_share
 
     cpu_share.register()   # before the slow imports: a run started beside this one counts it
-    from rnnbench import runner
+    from rnnbench.training import runner
 
     seed, store = _seed(args), _store_path(args)
     result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
@@ -172,10 +172,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from rnnbench.constraints import Between, check
+    from rnnbench.core.constraints import Between, check
     from rnnbench.store import ResultStore
-    from rnnbench.sweep import UNSUCCESSFUL, check_conformance, describe, plan_sweep, planned_run, status_text
-    from rnnbench.workers import Driver, PlanSource, threads_per_worker
+    from rnnbench.sweeps.plan import UNSUCCESSFUL, check_conformance, describe, plan_sweep, planned_run, status_text
+    from rnnbench.sweeps.workers import Driver, PlanSource, threads_per_worker
 
     words = args.target or []
     status = words[:1] == ["status"]
@@ -203,7 +203,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store.record_sweep(spec.name, spec.as_dict())
     store.plan_runs(spec.name, [item.as_record() for item in sweep_plan.runs])
     if spec.tune is not None:
-        from rnnbench.tuning import TuningSource
+        from rnnbench.sweeps.tuning import TuningSource
 
         source = TuningSource(sweep_plan.tuned, spec, store)
     else:
@@ -212,19 +212,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                "tensorboard": args.tensorboard,
                "group": spec.name, "progress": not args.no_progress}
     if args.backend == "ray":
-        from rnnbench.ray_backend import execute_on_ray
+        from rnnbench.sweeps.ray_driver import execute_on_ray
 
         outcomes = execute_on_ray(store, source, sweep_plan.planned, address=args.address,
                                   storage=args.storage, threads=threads_per_worker(1), **options)
     else:
         outcomes = Driver(store, workers=args.workers, **options).execute(source, sweep_plan.planned)
-    errors = outcomes.errors + getattr(source, "failures", [])
+    errors = outcomes.errors + source.failures
     print(f"sweep {spec.name} done: " + (", ".join(f"{count} {state}" for state, count
                                                    in sorted(outcomes.items())) or "nothing to run"))
     for line in errors:
         print(f"  {line}")
     if args.leaderboard:
-        from rnnbench.leaderboard import render
+        from rnnbench.reports.leaderboard import render
         print()
         print(render(store, fmt="md"))
     return 1 if errors or any(outcomes.get(state) for state in UNSUCCESSFUL) else 0
@@ -232,7 +232,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _sweep_file(path: str, args: argparse.Namespace):
     """The sweep a file describes; the plan's flags belong to the file then."""
-    from rnnbench import sweepfile
+    from rnnbench.sweeps import spec as sweepfile
 
     given = [flag for flag, value in (("--architectures", args.architectures), ("--tasks", args.tasks),
                                       ("--seeds", args.seeds), ("--vary", args.vary), ("--set", args.set),
@@ -248,8 +248,8 @@ def _sweep_from_flags(args: argparse.Namespace):
     """The command line's flags as the sweep they are shorthand for (named by their digest)."""
     import dataclasses
 
-    from rnnbench.constraints import Between, check
-    from rnnbench.sweepfile import SweepSpec
+    from rnnbench.core.constraints import Between, check
+    from rnnbench.sweeps.spec import SweepSpec
 
     seeds = 1 if args.seeds is None else args.seeds
     check("--seeds", seeds, Between(1, MAX_SEEDS), hint=": the number of seeds (0, 1, ...), e.g. --seeds 3")
@@ -262,8 +262,9 @@ def _sweep_from_flags(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from rnnbench import registry, verdicts
-    from rnnbench.config import parse_assignments
+    from rnnbench.core import registry
+    from rnnbench.training import conformance_verdicts as verdicts
+    from rnnbench.training.config import parse_assignments
 
     architecture = registry.get_architecture(args.architecture)
     options = verdicts.architecture_options(architecture, parse_assignments(args.set or []))
@@ -274,7 +275,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _vary(items: list[str]) -> dict[str, list[str]]:
     """['task.length=50,100', 'arch.hidden_size=32,64'] -> {'task.length': ['50', '100'], ...}."""
-    from rnnbench.config import parse_assignments
+    from rnnbench.training.config import parse_assignments
 
     axes = {key: _csv(values) or [] for key, values in parse_assignments(items).items()}
     for key, values in axes.items():
@@ -284,7 +285,7 @@ def _vary(items: list[str]) -> dict[str, list[str]]:
 
 
 def cmd_data_status(args: argparse.Namespace) -> int:
-    from rnnbench import data
+    from rnnbench.toolkit import datasets as data
 
     reports = data.statuses(args.datasets or None)
     print(f"data directory: {data.data_dir()} (set ${data.DATA_ENV} or --data-dir to change it)")
@@ -295,7 +296,7 @@ def cmd_data_status(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
-    from rnnbench import data
+    from rnnbench.toolkit import datasets as data
 
     for name in args.datasets:   # every name checked before anything is downloaded
         data.get_dataset(name)
@@ -307,9 +308,9 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from rnnbench.constraints import Between, check
-    from rnnbench.runner import load_trained
-    from rnnbench.sampling import check_sampling, sample_text
+    from rnnbench.core.constraints import Between, check
+    from rnnbench.training.trained import load_trained
+    from rnnbench.training.sampling import check_sampling, sample_text
     from rnnbench.store import ResultStore
 
     check_sampling(args.length, args.temperature)
@@ -335,7 +336,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def _draws_images(task_name: str) -> bool:
     """Whether the task draws its own samples (`Task.draws_images`: images), rather than text."""
-    from rnnbench import registry
+    from rnnbench.core import registry
 
     return registry.get_task(task_name).draws_images
 
@@ -343,8 +344,8 @@ def _draws_images(task_name: str) -> bool:
 def _sample_images(args: argparse.Namespace, store) -> int:
     import torch
 
-    from rnnbench.plots import write_image_grid
-    from rnnbench.runner import load_trained
+    from rnnbench.reports.run_plots import write_image_grid
+    from rnnbench.training.trained import load_trained
 
     output = (_output_file(args.output, "the image grid", f"{args.run_id}.png", IMAGE_SUFFIXES)
               if args.output else store.path.parent / "samples" / f"{args.run_id}.png")
@@ -356,9 +357,10 @@ def _sample_images(args: argparse.Namespace, store) -> int:
 
 
 def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
-    from rnnbench.diagnostics import decay_per_step, diagnose_gradients, stored_gradient_flow
-    from rnnbench.plots import plot_gradient_flow
-    from rnnbench.runner import prepare
+    from rnnbench.reports.gradient_flow import decay_per_step, stored_gradient_flow
+    from rnnbench.training.diagnostics import diagnose_gradients
+    from rnnbench.reports.run_plots import plot_gradient_flow
+    from rnnbench.training.prepare import prepare
     from rnnbench.store import ResultStore
 
     architectures = _csv(args.architectures) or []
@@ -395,7 +397,7 @@ def cmd_diagnose_gradients(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from rnnbench.leaderboard import render
+    from rnnbench.reports.leaderboard import render
     from rnnbench.store import ResultStore
 
     words = args.action or []
@@ -416,7 +418,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise BenchmarkError(f"no results store at {path}: run `rnnbench sweep` first or pass --store")
     store = ResultStore(path)
     if args.task is not None:
-        from rnnbench import registry
+        from rnnbench.core import registry
 
         known = set(registry.tasks()) | set(store.runs_frame().task)
         if args.task not in known:
@@ -437,7 +439,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace, name: str) -> int:
-    from rnnbench.publish import ROOT, publish
+    from rnnbench.reports.publish import ROOT, publish
     from rnnbench.store import ResultStore
 
     if not name.strip() or "/" in name or name.startswith("."):
@@ -453,7 +455,7 @@ def _publish(args: argparse.Namespace, name: str) -> int:
 
 
 def _compare(args: argparse.Namespace, first: str, second: str) -> int:
-    from rnnbench.leaderboard import compare, load_runs, render_comparison
+    from rnnbench.reports.leaderboard import compare, load_runs, render_comparison
 
     names = (first, second)
     frame = compare(load_runs(first), load_runs(second), names=names)
@@ -470,20 +472,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="the real datasets' directory (default $RNNBENCH_DATA, "
                                            "else ~/.cache/rnnbench/data)")
     commands = parser.add_subparsers(dest="command", required=True)
+    for add_command in (_add_list, _add_run, _add_sweep, _add_check, _add_leaderboard, _add_data,
+                        _add_sample, _add_diagnose):
+        add_command(commands)
+    return parser
 
+
+def add_run_options(command: argparse.ArgumentParser) -> None:
+    """The settings every command that trains takes."""
+    command.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="a setting, e.g. optim.lr=0.01 (namespaces: arch. task. optim. trainer.)")
+    command.add_argument("--preset", help="a named preset of the task, e.g. quick")
+    command.add_argument("--params", help="parameter budget, e.g. 100k: the hidden size is chosen to match")
+    command.add_argument("--store", help=f"results store (default ${{RNNBENCH_STORE}} or {DEFAULT_STORE})")
+    command.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_list(commands: Any) -> None:
+    """rnnbench list [architectures|tasks] [--matrix]"""
     listing = commands.add_parser("list", help="registered architectures and tasks")
     listing.add_argument("what", nargs="?", choices=["architectures", "tasks"])
     listing.add_argument("--matrix", action="store_true", help="architecture x task compatibility")
     listing.set_defaults(handler=cmd_list)
 
-    def add_run_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--set", action="append", metavar="KEY=VALUE",
-                             help="a setting, e.g. optim.lr=0.01 (namespaces: arch. task. optim. trainer.)")
-        command.add_argument("--preset", help="a named preset of the task, e.g. quick")
-        command.add_argument("--params", help="parameter budget, e.g. 100k: the hidden size is chosen to match")
-        command.add_argument("--store", help=f"results store (default ${{RNNBENCH_STORE}} or {DEFAULT_STORE})")
-        command.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+def _add_run(commands: Any) -> None:
+    """rnnbench run ARCHITECTURE TASK"""
     single = commands.add_parser("run", help="train one architecture on one task")
     single.add_argument("architecture")
     single.add_argument("task")
@@ -496,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(single)
     single.set_defaults(handler=cmd_run)
 
+
+def _add_sweep(commands: Any) -> None:
+    """rnnbench sweep FILE | status FILE | --flags"""
     many = commands.add_parser(
         "sweep", help="run a sweep file (or the flags' shorthand) with long-lived workers; "
                       "`sweep status FILE` says where it stands",
@@ -532,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(many)
     many.set_defaults(handler=cmd_sweep)
 
+
+def _add_check(commands: Any) -> None:
+    """rnnbench check ARCHITECTURE"""
     checker = commands.add_parser("check", help="run the conformance kit on an architecture (with its "
                                                 "options): exit 0 if it passes, 1 if not")
     checker.add_argument("architecture")
@@ -539,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one of the architecture's own options, e.g. arch.num_layers=2")
     checker.set_defaults(handler=cmd_check)
 
+
+def _add_leaderboard(commands: Any) -> None:
+    """rnnbench leaderboard [publish NAME | compare A B]"""
     board = commands.add_parser(
         "leaderboard", help="tables from the results store; `publish NAME`, `compare A B`",
         description="`rnnbench leaderboard` prints the tables of a results store. "
@@ -553,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--store")
     board.set_defaults(handler=cmd_leaderboard)
 
+
+def _add_data(commands: Any) -> None:
+    """rnnbench data status | fetch"""
     datasets = commands.add_parser("data", help="the real datasets: status, fetch")
     data_commands = datasets.add_subparsers(dest="data_command", required=True)
     data_status = data_commands.add_parser("status", help="each dataset: present, missing or corrupt")
@@ -563,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
     data_fetch.set_defaults(handler=cmd_data_fetch)
 
+
+def _add_sample(commands: Any) -> None:
+    """rnnbench sample RUN_ID"""
     sampler = commands.add_parser("sample", help="generate text from a trained language model, or "
                                                  "a PNG grid of images from an image-density model")
     sampler.add_argument("run_id", help="the run id printed by `rnnbench run`")
@@ -576,6 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampler.add_argument("--output", help="PNG file for images (default: samples/RUN_ID.png beside the store)")
     sampler.set_defaults(handler=cmd_sample)
 
+
+def _add_diagnose(commands: Any) -> None:
+    """rnnbench diagnose gradients ARCHITECTURES TASK"""
     diagnose = commands.add_parser("diagnose", help="diagnostics measured on trained runs")
     diagnostics = diagnose.add_subparsers(dest="diagnostic", required=True)
     gradients = diagnostics.add_parser(
@@ -587,14 +619,6 @@ def build_parser() -> argparse.ArgumentParser:
     gradients.add_argument("--output", help="PNG file (default: plots/gradients-TASK.png beside the store)")
     add_run_options(gradients)
     gradients.set_defaults(handler=cmd_diagnose_gradients)
-    return parser
-
-
-def _quiet() -> None:
-    """Keep library deprecation chatter out of the benchmark's output."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 
 def _interrupt_on_sigterm() -> None:
@@ -606,11 +630,11 @@ def _interrupt_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet()
+    quiet_library_chatter()
     _interrupt_on_sigterm()
     try:
         if args.data_dir is not None:  # through the environment, so that a sweep's runs see it too
-            from rnnbench import data
+            from rnnbench.toolkit import datasets as data
 
             if not args.data_dir.strip():
                 raise BenchmarkError("--data-dir is empty: name a directory, or leave the option "
@@ -622,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnbench: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as error:
-        if getattr(error, "recorded", False):
+        if isinstance(error, RunInterrupted):
             print("rnnbench: interrupted; the run is recorded as interrupted, and running it again "
                   "resumes from its last checkpoint", file=sys.stderr)
         else:

@@ -1,5 +1,5 @@
 """The results store: one SQLite file, one row per run, plus per-epoch history (and the
-conformance kit's verdicts on plugins, `rnnbench.verdicts`).
+conformance kit's verdicts on plugins, `rnnbench.training.conformance_verdicts`).
 
 Passive by design: it records and reads, it never trains. WAL mode and a busy timeout let
 several processes (a sweep's workers) write at once; every write is one transaction.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnbench.errors import BenchmarkError, path_problem
+from rnnbench.core.errors import BenchmarkError, path_problem
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
@@ -301,13 +301,6 @@ class ResultStore:
                  preset, to_json(config, non_finite_as_text=True), to_json(task_info),
                  hostname or socket.gethostname(), pid or os.getpid(), time.time()))
 
-    def add_history(self, run_id: str, epoch: int, step: int, values: dict[str, float]) -> None:
-        """Record one evaluation round; non-finite values (a diverged loss) are left out."""
-        rows = [(run_id, epoch, step, name, float(value)) for name, value in values.items()
-                if math.isfinite(float(value))]
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO history VALUES (?,?,?,?,?)", rows)
-
     def add_round(self, run_id: str, step: int, values: dict[str, float]) -> None:
         """Record the evaluation round at training step `step`, numbered by its step among the
         run's rounds: a round repeated after a resume (same step) replaces itself."""
@@ -388,7 +381,7 @@ class ResultStore:
 
     def record_conformance(self, architecture: str, version: int, options_hash: str, source_hash: str,
                            kit_hash: str, *, passed: bool, message: str, checked_at: float) -> None:
-        """Keep the conformance kit's verdict on a plugin (rnnbench.verdicts), replacing one of
+        """Keep the conformance kit's verdict on a plugin (rnnbench.training.conformance_verdicts), replacing one of
         the same key."""
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO conformance VALUES (?,?,?,?,?,?,?,?)",

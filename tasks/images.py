@@ -3,7 +3,7 @@
 van den Oord, Kalchbrenner & Kavukcuoglu (2016), "Pixel Recurrent Neural Networks": the joint
 distribution of an image's pixels factorises in raster order, p(x) = prod_i p(x_i | x_<i), each
 factor a Bernoulli whose logit a causal grid encoder computes at pixel i from the pixels before
-it (`rnnbench.heads.PerPixelBernoulli`). The metric is the test negative log-likelihood in nats per
+it (`rnnbench.toolkit.heads.PerPixelBernoulli`). The metric is the test negative log-likelihood in nats per
 image (`nll`), as the field reports for binarized MNIST, and in bits per dimension
 (`bits_per_dim` = nll / (784 ln 2)).
 
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rnnbench import (AtLeast, Batch, BenchmarkError, GridBatch, IndexBatches, InputSpec,
                       PerPixelBernoulli, Reference, Requirements, Splits, Task, register_task)
-from rnnbench.data import read_fashion_mnist
+from rnnbench.toolkit.datasets import read_fashion_mnist
 from rnnbench.tasks.pixels import hold_out
 
 if TYPE_CHECKING:
@@ -98,13 +98,13 @@ class ImageDensity(Task):
                              draw=lambda generator: _as_batch(self.binarize(intensities, generator)))
         return Splits(train=train, val=fixed("val"), test=fixed("test"))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerPixelBernoulli(encoder_output_size, channels=1)
 
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection
 
-        from rnnbench.metrics import BernoulliNLL
+        from rnnbench.toolkit.metrics import BernoulliNLL
 
         return MetricCollection({"nll": BernoulliNLL("image"), "bits_per_dim": BernoulliNLL("dimension")})
 

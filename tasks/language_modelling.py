@@ -30,8 +30,8 @@ from torch import Tensor
 
 from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, PerStepClassifier, Reference,
                       Requirements, SequenceBatch, Splits, Task, register_task)
-from rnnbench.data import require
-from rnnbench.text import Vocabulary
+from rnnbench.toolkit.datasets import require
+from rnnbench.toolkit.text import Vocabulary
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -157,7 +157,7 @@ class _PennTreebankStream(Task):
                       val=StreamBatches(val, options.eval_batch_size, options.bptt),
                       test=StreamBatches(test, options.eval_batch_size, options.bptt))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerStepClassifier(encoder_output_size, len(self.vocabulary),
                                  tied_embedding=embedding if self.options.tie_weights else None)
 
@@ -196,7 +196,7 @@ class PennTreebank(_PennTreebankStream):
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection
 
-        from rnnbench.metrics import Perplexity
+        from rnnbench.toolkit.metrics import Perplexity
 
         return MetricCollection({"perplexity": Perplexity()})
 
@@ -363,7 +363,7 @@ class PennTreebankCharacters(_PennTreebankStream):
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection
 
-        from rnnbench.metrics import BitsPerCharacter
+        from rnnbench.toolkit.metrics import BitsPerCharacter
 
         return MetricCollection({"bpc": BitsPerCharacter()})
 

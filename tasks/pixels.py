@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnbench import data
+from rnnbench.toolkit import datasets as data
 from rnnbench import (AtLeast, Batch, BenchmarkError, IndexBatches, InputSpec, PooledClassifier,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
-from rnnbench.pooling import Pooling
+from rnnbench.toolkit.pooling import Pooling
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -136,7 +136,7 @@ class PixelClassification(Task):
         return Splits(train=batches("train", True), val=batches("val", False),
                       test=batches("test", False))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PooledClassifier(encoder_output_size, NUM_CLASSES, pooling=self.options.pooling)
 
     def metrics(self) -> MetricCollection:

@@ -25,7 +25,7 @@ from torch import Tensor
 from rnnbench import (AtLeast, Batch, IndexBatches, InputSpec, PerStepClassifier,
                       PooledRegressor, Reference, Requirements, SequenceBatch, Splits, Task,
                       register_task)
-from rnnbench.pooling import Pooling
+from rnnbench.toolkit.pooling import Pooling
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -118,7 +118,7 @@ class Copy(Task):
         return _tensor_splits(lambda size, gen: make_copy(size, self.options.length, gen),
                               self.options, batch_size, seed, to_batch)
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerStepClassifier(encoder_output_size, COPY_VOCAB)
 
     def metrics(self) -> MetricCollection:
@@ -188,7 +188,7 @@ class Adding(Task):
         return _tensor_splits(lambda size, gen: make_adding(size, self.options.length, gen),
                               self.options, batch_size, seed, to_batch)
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PooledRegressor(encoder_output_size, pooling=self.options.pooling)
 
     def metrics(self) -> MetricCollection:

@@ -13,7 +13,7 @@ Two forms of the same data:
   pooled (`task.pooling`: last state of every direction, mean or max over the words) into a
   softmax classifier.
 - sst-tree-fine / sst-tree-binary (structure "tree"): the gold binary trees as a
-  `rnnbench.contracts.TreeBatch`; the classifier reads every node's state, is trained on the roots
+  `rnnbench.core.contracts.TreeBatch`; the classifier reads every node's state, is trained on the roots
   (or on every node with train_on=phrases) and scored on the roots.
 """
 
@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from rnnbench import (Batch, BenchmarkError, EncoderOutput, Head, HeadOutput, IGNORE_INDEX,
                       InputSpec, PooledClassifier, Reference, Requirements, SequenceBatch,
                       Splits, Task, TreeBatch, register_task)
-from rnnbench.data import require
-from rnnbench.pooling import Pooling
-from rnnbench.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
+from rnnbench.toolkit.datasets import require
+from rnnbench.toolkit.pooling import Pooling
+from rnnbench.toolkit.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -133,7 +133,7 @@ def read_trees(path: Path) -> list[SentimentTree]:
 @dataclass
 class SentimentOptions(TextOptions):
     """train_on: sentences (the root labels) or phrases (every labelled node of the training trees,
-        Tai et al. 2015). The vocabulary and slicing options are `rnnbench.text.TextOptions`
+        Tai et al. 2015). The vocabulary and slicing options are `rnnbench.toolkit.text.TextOptions`
         (a sentence here is a tree)."""
 
     train_on: Literal["sentences", "phrases"] = "sentences"
@@ -279,7 +279,7 @@ class _SequenceSentiment(_SentimentTask):
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PooledClassifier(encoder_output_size, self.num_classes, pooling=self.options.pooling)
 
 
@@ -325,7 +325,7 @@ class _TreeSentiment(_SentimentTask):
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return NodeClassifier(encoder_output_size, self.num_classes)
 
 

@@ -3,7 +3,7 @@
 Both are encoder-decoder tasks (`Requirements.decoder`): the architecture under test reads the
 source, any sequence architecture, bidirectional included; a causal, state-carrying one (the same
 by default, or `task.decoder=NAME`) generates the target, conditioned through its inputs on the
-encoder's final state, with optional attention (`rnnbench.seq2seq.Seq2SeqHead`).
+encoder's final state, with optional attention (`rnnbench.toolkit.seq2seq_head.Seq2SeqHead`).
 
 Metrics: exact match (`exact_match`, primary: every token of the output and its end right) and
 token accuracy, both of the model decoded from its own predictions (greedy, or beam search with
@@ -32,9 +32,9 @@ from torch import Tensor
 
 from rnnbench import (DECODER, AtLeast, Batch, BenchmarkError, IGNORE_INDEX, InputSpec,
                       Probability, Range, Reference, Requirements, SequenceBatch, Splits, Task, register_task)
-from rnnbench.data import require
-from rnnbench.seq2seq import DECODED, TEACHER_FORCED, Attention, Seq2SeqHead
-from rnnbench.text import Batching, BucketBatches, Vocabulary, read_once, spread
+from rnnbench.toolkit.datasets import require
+from rnnbench.toolkit.seq2seq_head import DECODED, TEACHER_FORCED, Attention, Seq2SeqHead
+from rnnbench.toolkit.text import Batching, BucketBatches, Vocabulary, read_once, spread
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -55,7 +55,7 @@ class Seq2SeqOptions:
     beam_width: 1 decodes greedily, more runs beam search; length_alpha: its length
         normalisation, score / length^alpha (Wu et al. 2016).
     batching: bucketed (default: batches of sources of similar length) or random batches
-        (`rnnbench.text.Batching`)."""
+        (`rnnbench.toolkit.text.Batching`)."""
 
     decoder: str | None = None
     attention: Attention = "none"
@@ -147,7 +147,7 @@ class _Seq2SeqTask(Task):
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection
 
-        from rnnbench.metrics import ExactMatch, SequenceTokenAccuracy
+        from rnnbench.toolkit.metrics import ExactMatch, SequenceTokenAccuracy
 
         return MetricCollection({
             "exact_match": ExactMatch(DECODED), "token_accuracy": SequenceTokenAccuracy(DECODED),

@@ -14,7 +14,7 @@ F1 = 2PR / (P + R), summed over the whole split (Tjong Kim Sang & De Meulder 200
 chunking, as seqeval reproduces it, is applied to each sentence).
 
 Both read words from a vocabulary of the training split (unknown words -> <unk>, optional
-lowercasing and minimum frequency) and take a softmax or a CRF output layer (`rnnbench.crf`).
+lowercasing and minimum frequency) and take a softmax or a CRF output layer (`rnnbench.toolkit.crf`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from torch import Tensor
 
 from rnnbench import (Batch, BenchmarkError, IGNORE_INDEX, InputSpec, PerStepClassifier,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
-from rnnbench.crf import CRFTagger
-from rnnbench.data import require
-from rnnbench.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
+from rnnbench.toolkit.crf import CRFTagger
+from rnnbench.toolkit.datasets import require
+from rnnbench.toolkit.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -109,7 +109,7 @@ class SoftmaxTagger(PerStepClassifier):
 @dataclass
 class TaggingOptions(TextOptions):
     """output_layer: softmax (independent per token) or crf (linear-chain CRF, Viterbi decoding).
-    The vocabulary and slicing options are `rnnbench.text.TextOptions`."""
+    The vocabulary and slicing options are `rnnbench.toolkit.text.TextOptions`."""
 
     output_layer: Literal["softmax", "crf"] = "softmax"
 
@@ -151,7 +151,7 @@ class _TaggingTask(Task):
         return self._data
 
     def data(self) -> dict[str, list[Sentence]]:
-        """Each split's sentences, cut to train_sentences / eval_sentences (`rnnbench.text.spread`)."""
+        """Each split's sentences, cut to train_sentences / eval_sentences (`rnnbench.toolkit.text.spread`)."""
         limits = {"train": self.options.train_sentences, "val": self.options.eval_sentences,
                   "test": self.options.eval_sentences}
         return {split: spread(sentences, limits[split]) for split, sentences in self._read_all().items()}
@@ -194,7 +194,7 @@ class _TaggingTask(Task):
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         if self.options.output_layer == "crf":
             return CRFTagger(encoder_output_size, len(self.tags))
         return SoftmaxTagger(encoder_output_size, len(self.tags))
@@ -215,7 +215,7 @@ class UniversalPOS(_TaggingTask):
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection
 
-        from rnnbench.metrics import TokenAccuracy
+        from rnnbench.toolkit.metrics import TokenAccuracy
 
         return MetricCollection({"accuracy": TokenAccuracy()})
 
@@ -238,7 +238,7 @@ class CoNLL2003NER(_TaggingTask):
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection
 
-        from rnnbench.metrics import EntityScore
+        from rnnbench.toolkit.metrics import EntityScore
 
         tags = self.tags.tokens
         return MetricCollection({score: EntityScore(tags, score) for score in ("precision", "recall", "f1")})

@@ -197,13 +197,13 @@ class SeriesPrediction(Task):
         return Splits(train=streams("train", washout), val=streams("val", washout),
                       test=streams("test", washout))
 
-    def build_head(self, encoder_output_size, embedding):
+    def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerStepRegressor(encoder_output_size, out_features=1)
 
     def metrics(self) -> MetricCollection:
         from torchmetrics import MeanSquaredError, MetricCollection
 
-        from rnnbench.metrics import NormalisedRMSE
+        from rnnbench.toolkit.metrics import NormalisedRMSE
 
         return MetricCollection({"nrmse": NormalisedRMSE(), "rmse": MeanSquaredError(squared=False)})
 

@@ -23,7 +23,7 @@ def in_ci() -> bool:
 
 def require_datasets(names: tuple[str, ...]) -> None:
     """Skip (or, under CI, fail) unless every dataset in `names` is present and verified."""
-    from rnnbench import data
+    from rnnbench.toolkit import datasets as data
 
     problems = []
     for name in names:
@@ -52,6 +52,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def data_dir() -> Path:
     """The data directory (the datasets a test reads are required through its `data` marker)."""
-    from rnnbench import data
+    from rnnbench.toolkit import datasets as data
 
     return data.data_dir()

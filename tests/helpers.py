@@ -17,7 +17,7 @@ QUICK = {"trainer.max_steps": "6", "trainer.val_every_steps": "3", "task.train_s
 # the start of an `in_fresh_process` script: a QUICK run recorded, its environment record read back
 RECORDED_RUN = """
 import json, sys
-from rnnbench.runner import run
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
 result = run("rnn", "copy", json.loads(sys.argv[1]), store=sys.argv[2], progress=False, check=False)
 environment = ResultStore(sys.argv[2]).runs_frame().set_index("run_id").environment[result.run_id]
@@ -37,24 +37,24 @@ def in_fresh_process(script: str, folder: Path, threads: int) -> dict[str, Any]:
 
 def ctrl_c_at(step: int, monkeypatch, signum: int = signal.SIGINT):
     """Press Ctrl-C (a real SIGINT to this process), or send `signum`, while training step `step`
-    runs; returns the unpatched `BenchmarkModule.training_step`."""
-    from rnnbench import runner
+    runs; returns the unpatched `TrainingModule.training_step`."""
+    from rnnbench.training import runner
 
-    original = runner.BenchmarkModule.training_step
+    original = runner.TrainingModule.training_step
 
     def interrupted(self, batch, index):
         if self.global_step == step:
             os.kill(os.getpid(), signum)
         return original(self, batch, index)
 
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", interrupted)
+    monkeypatch.setattr(runner.TrainingModule, "training_step", interrupted)
     return original
 
 
 def at_batch_end(monkeypatch, read) -> list:
     """`read(trainer, module, batch_index)` after every training step of the runs that follow, as
     the optimiser left it: read where every callback sees it, in the runner's `RecordProgress`."""
-    from rnnbench import runner
+    from rnnbench.training import runner
 
     seen: list = []
     original = runner.RecordProgress.on_train_batch_end

@@ -1,5 +1,5 @@
 """Plugins for the sweep tests, registered when this module is imported: a sweep's workers import
-it too (a plugin registered outside entry points travels with its module, `rnnbench.workers`)."""
+it too (a plugin registered outside entry points travels with its module, `rnnbench.sweeps.workers`)."""
 
 from __future__ import annotations
 

@@ -10,11 +10,11 @@ import dataclasses
 import pytest
 import torch
 
-from rnnbench import registry
+from rnnbench.core import registry
 from rnnbench.cli import matrix_text
-from rnnbench.config import resolve
-from rnnbench.conformance import check_architecture, conformance_checks
-from rnnbench.model import build_model
+from rnnbench.training.config import resolve
+from rnnbench.conformance.kit import check_architecture, conformance_checks
+from rnnbench.training.model import build_model
 
 # the registered plugins; not the "test-..." encoders other test modules register for themselves
 ARCHITECTURES = {name: cls for name, cls in registry.architectures().items() if not name.startswith("test-")}
@@ -139,8 +139,8 @@ def test_one_training_step_on_a_probe(architecture_name: str, task_name: str) ->
 def test_bilstm_concatenates_both_directions() -> None:
     """Per-step outputs are [forward; backward]; `final` holds the forward state after the last
     real step and the backward state after the first, and 'last' pooling concatenates them."""
-    from rnnbench.contracts import EncoderOutput, SequenceBatch
-    from rnnbench.pooling import pool
+    from rnnbench.core.contracts import EncoderOutput, SequenceBatch
+    from rnnbench.toolkit.pooling import pool
 
     torch.manual_seed(0)
     encoder = ARCHITECTURES["bilstm"]().build(3, 5, ARCHITECTURES["bilstm"].Options()).eval()

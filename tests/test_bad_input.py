@@ -15,12 +15,12 @@ from typing import Annotated
 import pytest
 
 from helpers import QUICK
-from rnnbench import registry
+from rnnbench.core import registry
 from rnnbench.cli import main
-from rnnbench.config import resolve
-from rnnbench.contracts import (AtLeast, Between, Positive, Probability, Architecture, Capabilities,
+from rnnbench.training.config import resolve
+from rnnbench.core.contracts import (AtLeast, Between, Positive, Probability, Architecture, Capabilities,
                              AllowNonFinite)
-from rnnbench.errors import BenchmarkError
+from rnnbench.core.errors import BenchmarkError, RunInterrupted
 from rnnbench.store import ResultStore
 
 LSTM, COPY = registry.get_architecture("lstm"), registry.get_task("copy")
@@ -44,7 +44,7 @@ def _one_error_line(err: str) -> str:
 def _isolated(tmp_path, monkeypatch):
     """Nothing lands in the checkout's runs/; the environment is restored after each test."""
     monkeypatch.chdir(tmp_path)
-    from rnnbench import data
+    from rnnbench.toolkit import datasets as data
 
     monkeypatch.setenv("RNNBENCH_DATA", str(data.data_dir()))
     monkeypatch.delenv("RNNBENCH_STORE", raising=False)
@@ -238,7 +238,7 @@ def test_diagnose_output_directory_gets_the_plot_inside_and_says_where(capsys, t
 
 def test_output_inside_a_file_is_refused_before_training(capsys, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
-    monkeypatch.setattr("rnnbench.runner.initial_model", _no_training)
+    monkeypatch.setattr("rnnbench.training.runner.initial_model", _no_training)
     assert main(["diagnose", "gradients", "rnn", "copy", "--store", str(tmp_path / "r.sqlite"),
                  "--output", str(tmp_path / "file" / "plot.png"), *_sets(QUICK)]) == 2
     _one_error_line(capsys.readouterr().err)
@@ -253,7 +253,7 @@ def test_sample_length_is_bounded(capsys, tmp_path):
     assert main(["sample", "abc", "--length", "100000000000", "--store", str(tmp_path / "r.sqlite")]) == 2
     err = _one_error_line(capsys.readouterr().err)
     assert "10,000" in err
-    from rnnbench.sampling import sample
+    from rnnbench.training.sampling import sample
     import torch
     with pytest.raises(BenchmarkError, match="10,000"):
         sample(None, torch.tensor([1]), 100_000_000_000)
@@ -271,17 +271,15 @@ def test_interrupt_message_says_recorded_only_when_it_was(capsys, tmp_path, monk
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("rnnbench.runner.run", interrupted)
+    monkeypatch.setattr("rnnbench.training.runner.run", interrupted)
     assert main(["run", "lstm", "copy", "--store", str(tmp_path / "r.sqlite")]) == 130
     err = capsys.readouterr().err
     assert "recorded" not in err and err.count("\n") == 1
 
     def recorded(*args, **kwargs):
-        error = KeyboardInterrupt()
-        error.recorded = True
-        raise error
+        raise RunInterrupted()
 
-    monkeypatch.setattr("rnnbench.runner.run", recorded)
+    monkeypatch.setattr("rnnbench.training.runner.run", recorded)
     assert main(["run", "lstm", "copy", "--store", str(tmp_path / "r.sqlite")]) == 130
     assert "recorded as interrupted" in capsys.readouterr().err
 
@@ -299,7 +297,7 @@ def _start(store, run_id):
 def test_non_finite_metrics_are_stored_as_null_and_json_extract_works(tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
     _start(store, "a")
-    store.add_history("a", 0, 5, {"val/loss": math.nan, "val/accuracy": 0.5})
+    store.add_round("a", 5, {"val/loss": math.nan, "val/accuracy": 0.5})
     store.finish_run("a", "diverged", metrics={"val/loss": math.nan, "train/loss": math.inf,
                                                "val/accuracy": 0.5}, error="diverged",
                      environment={"x": math.nan})
@@ -317,7 +315,7 @@ def test_a_setting_declared_allow_non_finite_is_stored_as_text_and_reads_back(tm
                     architecture_version=1, task_version=1, seed=0, preset=None,
                     config={"arch.slope": math.inf, "arch.hidden_size": 8}, task_info={})
     assert store.get("x").config == {"arch.slope": "inf", "arch.hidden_size": 8}
-    from rnnbench.config import parse_value
+    from rnnbench.training.config import parse_value
     assert parse_value("arch.slope", "inf", Annotated[float, AllowNonFinite]) == math.inf
     with sqlite3.connect(store.path) as db:
         assert db.execute("SELECT json_extract(config, '$.\"arch.slope\"') FROM runs").fetchone() == ("inf",)
@@ -345,8 +343,8 @@ def test_rows_written_with_bare_nan_tokens_are_repaired_when_the_store_opens(tmp
 
 def test_a_run_left_running_by_a_dead_process_is_recorded_as_interrupted(tmp_path):
     """A row a killed process left 'running' is found and closed when the next sweep starts."""
-    from rnnbench.sweep import plan
-    from rnnbench.workers import execute
+    from rnnbench.sweeps.plan import plan
+    from rnnbench.sweeps.workers import execute
 
     planned = plan(["rnn"], ["copy"], [0], QUICK, None)
     store = ResultStore(tmp_path / "r.sqlite")
@@ -512,7 +510,7 @@ def _snapshot(path):
 
 def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
     store = ResultStore(tmp_path / "store.sqlite")
-    from rnnbench.runner import prepare
+    from rnnbench.training.prepare import prepare
     prepared = prepare("lstm", "copy", QUICK, None, 0)
     run_id, config_id = prepared.run_id, prepared.config_id
     store.start_run(run_id=run_id, config_id=config_id, architecture="lstm", task="copy",
@@ -534,9 +532,9 @@ def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
              "old": str(old), "missing": str(tmp_path / "missing.sqlite"),
              "folder": str(tmp_path / "folder"), "completed": run_id}
     monkeypatch.setenv("RNNBENCH_STORE", str(store.path))
-    for target in ("rnnbench.runner.initial_model", "rnnbench.data._download", "subprocess.run",
+    for target in ("rnnbench.training.runner.initial_model", "rnnbench.toolkit.datasets._download", "subprocess.run",
                    "rnnbench.store.ResultStore.start_run", "rnnbench.store.ResultStore.finish_run",
-                   "rnnbench.store.ResultStore.add_history", "rnnbench.store.ResultStore.set_curve"):
+                   "rnnbench.store.ResultStore.set_curve"):
         monkeypatch.setattr(target, _no_training)
     before = {name: _snapshot(tmp_path / name) for name in ("store.sqlite", "old.sqlite")}
     junk_bytes = junk.read_bytes()

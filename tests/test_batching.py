@@ -1,4 +1,4 @@
-"""The one batching helper (`rnnbench.batching.IndexBatches`): pass k depends only on (seed, k),
+"""The one batching helper (`rnnbench.toolkit.batching.IndexBatches`): pass k depends only on (seed, k),
 `passes` is settable (resume replays a pass), DDP ranks each get their share, and every task's
 batches are the ones it drew before the helper was unified (the PINNED values were computed with
 the code before the change, so published numbers stay valid)."""
@@ -6,9 +6,9 @@ the code before the change, so published numbers stay valid)."""
 import pytest
 import torch
 
-from rnnbench import batching
-from rnnbench.batching import IndexBatches
-from rnnbench.text import BucketBatches
+from rnnbench.toolkit import batching
+from rnnbench.toolkit.batching import IndexBatches
+from rnnbench.toolkit.text import BucketBatches
 
 LENGTHS = torch.tensor([5, 3, 9, 3, 7, 1, 4, 4, 8, 2, 6, 5, 3, 9, 1, 2, 7, 7, 4, 6, 2, 8, 3, 5, 5])
 
@@ -92,7 +92,7 @@ def test_image_batches_are_the_published_ones(binarization):
 @pytest.mark.parametrize("name, dataset", [("pos", "ud_english_ewt"), ("sst-fine", "sst")])
 def test_text_batches_are_the_published_ones(name, dataset):
     from conftest import require_datasets
-    from rnnbench import registry
+    from rnnbench.core import registry
     require_datasets((dataset,))
     cls = registry.get_task(name)
     splits = cls(cls.Options(train_sentences=300, eval_sentences=50)).splits(16, 3)

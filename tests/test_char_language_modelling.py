@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnbench import registry, runner
+from rnnbench.core import registry
+
+from rnnbench.training import runner
 from rnnbench.cli import main
-from rnnbench.config import resolve
-from rnnbench.errors import BenchmarkError
-from rnnbench.metrics import BitsPerCharacter
+from rnnbench.training.config import resolve
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.metrics import BitsPerCharacter
 from rnnbench.tasks.language_modelling import (CharacterModellingOptions, PennTreebank,
                                                PennTreebankCharacters, StreamBatches)
 

@@ -1,8 +1,8 @@
 import pytest
 
-from rnnbench import registry
-from rnnbench.config import parse_assignments, parse_count, resolve
-from rnnbench.errors import BenchmarkError
+from rnnbench.core import registry
+from rnnbench.training.config import parse_assignments, parse_count, resolve
+from rnnbench.core.errors import BenchmarkError
 
 LSTM, COPY = registry.get_architecture("lstm"), registry.get_task("copy")
 

@@ -11,11 +11,14 @@ import torch
 from torch import nn
 
 from helpers import QUICK
-from rnnbench import cli, conformance, registry, verdicts
-from rnnbench.conformance import ConformanceError, check_architecture, conformance_checks
-from rnnbench.contracts import Architecture, Capabilities, Encoder, EncoderOutput
-from rnnbench.errors import BenchmarkError
-from rnnbench.runner import run
+from rnnbench import cli
+from rnnbench.conformance import common as conformance_common
+from rnnbench.core import registry
+from rnnbench.training import conformance_verdicts as verdicts
+from rnnbench.conformance.kit import ConformanceError, check_architecture, conformance_checks
+from rnnbench.core.contracts import Architecture, Capabilities, Encoder, EncoderOutput
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
 
 
@@ -310,7 +313,7 @@ def test_a_correct_relu_recurrence_passes_the_gradient_check_for_100_seeds_in_a_
 
 def test_one_draw_would_fail_the_relu_recurrence_for_some_seeds(monkeypatch):
     """Why there are several draws: dead ReLU units block the gradient in one draw now and then."""
-    monkeypatch.setattr(conformance, "GRADIENT_DRAWS", 1)
+    monkeypatch.setattr(conformance_common, "GRADIENT_DRAWS", 1)
     failures = []
     for seed in range(30):
         try:
@@ -353,7 +356,7 @@ def test_a_verdict_is_computed_once_and_kept_in_the_store(tmp_path):
 def test_an_edited_plugin_or_a_new_version_is_checked_again(tmp_path, monkeypatch):
     plugin = tmp_path / "edited_plugin.py"
     source = '''
-from rnnbench.contracts import Architecture, Capabilities
+from rnnbench.core.contracts import Architecture, Capabilities
 from test_conformance import _Correct
 
 class Edited(Architecture):

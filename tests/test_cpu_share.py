@@ -1,4 +1,4 @@
-"""Runs on one machine share its cores (`rnnbench.cpu_share`): a run alone takes every usable CPU,
+"""Runs on one machine share its cores (`rnnbench.training.cpu_share`): a run alone takes every usable CPU,
 runs started beside each other split them, $OMP_NUM_THREADS decides when set, and every run
 records the thread count it trained with and why."""
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from helpers import QUICK
-from rnnbench import cpu_share
-from rnnbench.runner import run
+from rnnbench.training import cpu_share
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
 
 

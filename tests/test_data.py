@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rnnbench import data
+from rnnbench.toolkit import datasets as data
 from rnnbench.cli import main
-from rnnbench.errors import BenchmarkError
+from rnnbench.core.errors import BenchmarkError
 
 
 @pytest.fixture(autouse=True)

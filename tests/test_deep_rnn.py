@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from rnnbench.plugins.deep_rnn import DeepResidualRNN, DeepRNNOptions
-from rnnbench.contracts import SequenceBatch
-from rnnbench.errors import BenchmarkError
+from rnnbench.core.contracts import SequenceBatch
+from rnnbench.core.errors import BenchmarkError
 from rnnbench.tasks.probes import make_adding
 
 

@@ -1,4 +1,4 @@
-"""Runs train with subnormal floats flushed to zero (`rnnbench.denormals`), on every thread of
+"""Runs train with subnormal floats flushed to zero (`rnnbench.training.denormals`), on every thread of
 torch's pool, and record it. Checked in a fresh process: the flags are per-thread state that a
 process keeps."""
 

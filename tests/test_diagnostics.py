@@ -3,11 +3,12 @@ import torch
 from torch import nn
 
 from rnnbench.cli import main
-from rnnbench.contracts import Batch, Encoder, EncoderOutput, GridBatch, SequenceBatch
-from rnnbench.diagnostics import decay_per_step, diagnose_gradients, last_step_gradient_norms
-from rnnbench.errors import BenchmarkError
-from rnnbench.heads import PerStepRegressor, PooledRegressor
-from rnnbench.model import BenchmarkModel
+from rnnbench.core.contracts import Batch, Encoder, EncoderOutput, GridBatch, SequenceBatch
+from rnnbench.reports.gradient_flow import decay_per_step
+from rnnbench.training.diagnostics import diagnose_gradients, last_step_gradient_norms
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.heads import PerStepRegressor, PooledRegressor
+from rnnbench.training.model import BenchmarkModel
 from rnnbench.store import ResultStore
 
 QUICK_COPY = {"task.length": "12", "task.train_size": "256", "task.eval_size": "64",
@@ -97,7 +98,8 @@ def test_rnnbench_diagnose_gradients_plots_one_curve_per_architecture(tmp_path, 
 
 
 def test_at_initialisation_the_rnn_gradient_vanishes_far_faster_than_the_lstms():
-    from rnnbench.runner import initial_model, prepare
+    from rnnbench.training.model import initial_model
+    from rnnbench.training.prepare import prepare
 
     norms = {}
     for name in ("rnn", "lstm"):

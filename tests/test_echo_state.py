@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from rnnbench.plugins.echo_state import MAX_RESERVOIR, EchoState, EchoStateOptions
-from rnnbench.config import resolve
+from rnnbench.training.config import resolve
 from rnnbench.store import ResultStore
-from rnnbench.contracts import SequenceBatch
-from rnnbench.errors import BenchmarkError
-from rnnbench.model import build_model, count_parameters, hidden_size_for_budget
-from rnnbench.registry import get_task
-from rnnbench.runner import prepare, run
+from rnnbench.core.contracts import SequenceBatch
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.training.model import build_model, count_parameters, hidden_size_for_budget
+from rnnbench.core.registry import get_task
+from rnnbench.training.runner import prepare, run
 
 
 def _encoder(hidden: int = 50, inputs: int = 2, seed: int = 0, **options):

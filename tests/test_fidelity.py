@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import QUICK
-from rnnbench import runner
+from rnnbench.training import runner
 from rnnbench.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def _final_weights(monkeypatch) -> list[dict[str, torch.Tensor]]:
     def on_fit_end(self):
         captured.append({name: value.detach().clone() for name, value in self.model.state_dict().items()})
 
-    monkeypatch.setattr(runner.BenchmarkModule, "on_fit_end", on_fit_end, raising=False)
+    monkeypatch.setattr(runner.TrainingModule, "on_fit_end", on_fit_end, raising=False)
     return captured
 
 
@@ -51,13 +51,13 @@ def test_validating_mid_stream_does_not_reset_the_training_state(tmp_path, monke
 
 def test_runs_ask_for_deterministic_kernels_and_record_whether_they_got_them(tmp_path, monkeypatch):
     seen = []
-    original = runner.BenchmarkModule.training_step
+    original = runner.TrainingModule.training_step
 
     def watched(self, batch, index):
         seen.append(torch.are_deterministic_algorithms_enabled())
         return original(self, batch, index)
 
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", watched)
+    monkeypatch.setattr(runner.TrainingModule, "training_step", watched)
     runner.run("gru", "copy", QUICK, store=tmp_path / "r.sqlite", progress=False)
     assert seen and all(seen)
     environment = ResultStore(tmp_path / "r.sqlite").runs_frame().iloc[0].environment
@@ -80,31 +80,31 @@ SMALL_COPY = {"task.length": "5", "task.train_size": "96", "task.eval_size": "32
 # test can kill it in the middle of training
 SLOW_CLI = """
 import os, signal, sys, time
-import rnnbench.resume, rnnbench.runner
-rnnbench.resume.CHECKPOINT_EVERY_STEPS = 3
-train = rnnbench.runner.BenchmarkModule.training_step
+import rnnbench.training.resume, rnnbench.training.module, rnnbench.training.callbacks
+rnnbench.training.resume.CHECKPOINT_EVERY_STEPS = 3
+train = rnnbench.training.module.TrainingModule.training_step
 def slow(self, batch, index):
     time.sleep(0.1)
     return train(self, batch, index)
-rnnbench.runner.BenchmarkModule.training_step = slow
+rnnbench.training.module.TrainingModule.training_step = slow
 kill_after_round_at = int(os.environ.get("KILL_AFTER_ROUND_AT", "0"))
-record = rnnbench.runner.RecordProgress.on_validation_end
+record = rnnbench.training.callbacks.RecordProgress.on_validation_end
 def record_then_die(self, trainer, module):
     record(self, trainer, module)
     if trainer.global_step == kill_after_round_at:
         os.kill(os.getpid(), signal.SIGKILL)   # after the history write, before the checkpoint
-rnnbench.runner.RecordProgress.on_validation_end = record_then_die
+rnnbench.training.callbacks.RecordProgress.on_validation_end = record_then_die
 kill_after_resume_point_at = os.environ.get("KILL_AFTER_RESUME_POINT_AT", "")   # e.g. validation:6
-save_point = {"batch": rnnbench.resume.SaveResumePoint.on_train_batch_end,
-              "validation": rnnbench.resume.SaveResumePoint.on_validation_end}
+save_point = {"batch": rnnbench.training.resume.SaveResumePoint.on_train_batch_end,
+              "validation": rnnbench.training.resume.SaveResumePoint.on_validation_end}
 def saved_then_die(hook):
     def hooked(self, trainer, *args):
         save_point[hook](self, trainer, *args)
         if kill_after_resume_point_at == f"{hook}:{trainer.global_step}":
             os.kill(os.getpid(), signal.SIGKILL)   # right after the resume point is written
     return hooked
-rnnbench.resume.SaveResumePoint.on_train_batch_end = saved_then_die("batch")
-rnnbench.resume.SaveResumePoint.on_validation_end = saved_then_die("validation")
+rnnbench.training.resume.SaveResumePoint.on_train_batch_end = saved_then_die("batch")
+rnnbench.training.resume.SaveResumePoint.on_validation_end = saved_then_die("validation")
 from rnnbench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -170,14 +170,14 @@ def test_a_run_resumed_after_its_last_validation_keeps_its_validation_metrics(tm
     settings = {**SMALL_COPY, "trainer.max_steps": "10", "trainer.val_every_steps": "5"}
     reference = runner.run("gru", "copy", settings, store=tmp_path / "a" / "r.sqlite", progress=False)
     assert "val/accuracy" in reference.metrics
-    original = runner.BenchmarkModule.training_step
+    original = runner.TrainingModule.training_step
 
     def ctrl_c_in_the_last_step(self, batch, index):
         if self.global_step == 9:
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, batch, index)
 
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", ctrl_c_in_the_last_step)
+    monkeypatch.setattr(runner.TrainingModule, "training_step", ctrl_c_in_the_last_step)
     handler = signal.getsignal(signal.SIGINT)
     store = tmp_path / "b" / "r.sqlite"
     try:
@@ -185,7 +185,7 @@ def test_a_run_resumed_after_its_last_validation_keeps_its_validation_metrics(tm
             runner.run("gru", "copy", settings, store=store, progress=False)
     finally:
         signal.signal(signal.SIGINT, handler)
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", original)
+    monkeypatch.setattr(runner.TrainingModule, "training_step", original)
     resumed = runner.run("gru", "copy", settings, store=store, progress=False)
     assert resumed.metrics == reference.metrics
 
@@ -249,7 +249,7 @@ def _record(store: ResultStore, architecture: str, seed: int, status: str, score
 
 
 def test_the_leaderboard_shows_every_seed_and_ranks_unstable_configurations_last(tmp_path):
-    from rnnbench.leaderboard import leaderboard_frames, render
+    from rnnbench.reports.leaderboard import leaderboard_frames, render
 
     store = ResultStore(tmp_path / "r.sqlite")
     _record(store, "rnn", 0, "completed", 0.95)      # best surviving seed, but one seed diverged
@@ -265,7 +265,7 @@ def test_the_leaderboard_shows_every_seed_and_ranks_unstable_configurations_last
 
 
 def test_the_leaderboard_ranks_only_comparable_settings_and_budgets_together(tmp_path):
-    from rnnbench.leaderboard import leaderboard_frames
+    from rnnbench.reports.leaderboard import leaderboard_frames
 
     store = ResultStore(tmp_path / "r.sqlite")
     _record(store, "rnn", 0, "completed", 0.9, length=20)
@@ -283,8 +283,8 @@ def test_dropout_between_fused_layers_draws_from_torch_like_the_fused_module(nam
     torch's generator (which a checkpoint restores) instead of cuDNN's: on a CPU the numbers are
     exactly those of the multi-layer fused module (same initialisation, same masks)."""
     from torch import nn
-    from rnnbench import registry
-    from rnnbench.contracts import SequenceBatch
+    from rnnbench.core import registry
+    from rnnbench.core.contracts import SequenceBatch
 
     architecture = registry.get_architecture(name)()
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Runs keep freed memory in the process (`rnnbench.freed_memory`) and record it. Checked in a fresh
+"""Runs keep freed memory in the process (`rnnbench.training.freed_memory`) and record it. Checked in a fresh
 process: 128 MB of tensors (16 MB each) allocated, filled and freed. With glibc's defaults the
 freed top of the heap goes back to the system at once (resident memory falls back); kept, it
 stays resident for the next step's tensors."""

@@ -14,10 +14,14 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 from helpers import QUICK
-from rnnbench import registry, runner, workers
-from rnnbench.runner import prepare
-from rnnbench.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
-from rnnbench.errors import BenchmarkError, DivergedError
+from rnnbench.core import registry
+from rnnbench.training import runner
+from rnnbench.training.model import build_model
+from rnnbench.training.module import LOG_EVERY
+from rnnbench.sweeps import workers
+from rnnbench.training.prepare import prepare
+from rnnbench.core.contracts import Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch
+from rnnbench.core.errors import BenchmarkError, DivergedError
 from rnnbench.store import ResultStore
 
 FUSED = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "bilstm": torch.nn.LSTM}
@@ -129,7 +133,7 @@ def test_the_training_loop_syncs_with_the_host_once_per_log_window(tmp_path, mon
     runner.run("rnn", "copy", {**QUICK, "trainer.max_steps": "120", "trainer.val_every_steps": "1000",
                                "task.train_size": "640", "arch.hidden_size": "16"},
                store=tmp_path / "r.sqlite", progress=True, check=False)
-    assert len(calls) <= 100 // runner.LOG_EVERY, calls
+    assert len(calls) <= 100 // LOG_EVERY, calls
 
 
 class LateNaNEncoder(Encoder):
@@ -231,8 +235,8 @@ def test_batches_are_moved_to_a_device_and_left_alone_on_the_cpu(tmp_path, monke
 
     prepared = prepare("rnn", "copy", QUICK)
     task = prepared.task(prepared.config.task_options)
-    model = runner.build_model(prepared.architecture(), task, prepared.config, 8)
-    module = runner.BenchmarkModule(model, task, prepared.config, steps_per_epoch=1)
+    model = build_model(prepared.architecture(), task, prepared.config, 8)
+    module = runner.TrainingModule(model, task, prepared.config, steps_per_epoch=1)
     batch = next(iter(task.splits(4, seed=0).train))
     assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
     moved = module.transfer_batch_to_device(batch, torch.device("meta"), 0)

@@ -1,4 +1,4 @@
-"""The HTML page (rnnbench.html_page): self-contained, every name escaped, sortable, checked in a
+"""The HTML page (rnnbench.reports.html_page): self-contained, every name escaped, sortable, checked in a
 real headless Chromium driven by Selenium.
 
 Without Chromium, chromedriver or selenium the browser tests are skipped with the reason on a
@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from conftest import in_ci
-from rnnbench.errors import BenchmarkError
-from rnnbench.html_page import SCRIPT, Section, format_cells, render_page
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.reports.html_page import SCRIPT, Section, format_cells, render_page
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 IMG_ATTACK = "<img src=x onerror=alert(1)>"

@@ -5,17 +5,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnbench import registry
+from rnnbench.core import registry
 from rnnbench.cli import main
-from rnnbench.contracts import (Architecture, Batch, Capabilities, Encoder, EncoderOutput, GridBatch,
+from rnnbench.core.contracts import (Architecture, Batch, Capabilities, Encoder, EncoderOutput, GridBatch,
                              SequenceBatch)
-from rnnbench.conformance import conformance_checks
-from rnnbench.errors import BenchmarkError
-from rnnbench.heads import PerPixelBernoulli
-from rnnbench.model import BenchmarkModel
-from rnnbench.runner import run
+from rnnbench.conformance.kit import conformance_checks
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.heads import PerPixelBernoulli
+from rnnbench.training.model import BenchmarkModel
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
-from rnnbench.metrics import BernoulliNLL
+from rnnbench.toolkit.metrics import BernoulliNLL
 from rnnbench.tasks.images import THRESHOLD, ImageDensity
 
 TINY = {"task.train_size": "256", "task.val_size": "64", "task.test_size": "64",

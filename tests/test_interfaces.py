@@ -8,17 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from rnnbench import registry
+from rnnbench.core import registry
 from rnnbench.cli import _draws_images
-from rnnbench.config import resolve
-from rnnbench.contracts import Architecture, Capabilities, EncoderOutput, Requirements, SequenceBatch, Task
-from rnnbench.errors import BenchmarkError
-from rnnbench.heads import (Head, HeadOutput, PerPixelBernoulli, PerStepClassifier, PerStepRegressor,
+from rnnbench.training.config import resolve
+from rnnbench.core.contracts import Architecture, Capabilities, EncoderOutput, Requirements, SequenceBatch, Task
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.heads import (Head, HeadOutput, PerPixelBernoulli, PerStepClassifier, PerStepRegressor,
                             PooledClassifier, PooledRegressor)
-from rnnbench.model import build_model
-from rnnbench.pooling import pool
-from rnnbench.runner import BenchmarkModule, PreparedRun, TrainedModel, fit_closed_form_readout, prepare
-from rnnbench.sampling import sample_text
+from rnnbench.training.model import build_model
+from rnnbench.toolkit.pooling import pool
+from rnnbench.training.module import TrainingModule
+from rnnbench.training.prepare import PreparedRun, prepare
+from rnnbench.training.readout import fit_closed_form_readout
+from rnnbench.training.trained import TrainedModel
+from rnnbench.training.sampling import sample_text
 
 SMALL_ADDING = {"arch.hidden_size": "20", "task.length": "8", "task.train_size": "64",
                 "task.eval_size": "16", "trainer.batch_size": "32", "optim.optimizer": "ridge"}
@@ -68,13 +71,13 @@ class UndeclaredReadoutHead(RenamedReadoutHead):
     readout = Head.readout
 
 
-def _ridge_module(head_cls: type[Head]) -> tuple[BenchmarkModule, object]:
+def _ridge_module(head_cls: type[Head]) -> tuple[TrainingModule, object]:
     prepared = prepare("esn", "adding", SMALL_ADDING)
     task = prepared.task(prepared.config.task_options)
     torch.manual_seed(0)
     model = build_model(prepared.architecture(), task, prepared.config, 20)
     model.head = head_cls(model.encoder.output_size)
-    module = BenchmarkModule(model, task, prepared.config, steps_per_epoch=2)
+    module = TrainingModule(model, task, prepared.config, steps_per_epoch=2)
     return module, task.splits(32, seed=0).train
 
 
@@ -156,7 +159,7 @@ def test_state_carrying_is_declared_once_in_the_requirements():
     for task_cls, carries in ((copy, False), (carrying, True)):
         task = task_cls(prepared.config.task_options)
         model = build_model(prepared.architecture(), task, prepared.config, 8)
-        module = BenchmarkModule(model, task, prepared.config, steps_per_epoch=2)
+        module = TrainingModule(model, task, prepared.config, steps_per_epoch=2)
         module._step(next(iter(task.splits(4, seed=0).train)), training=True)
         assert (module._train_state is not None) is carries
 

@@ -8,15 +8,16 @@ import torch.nn.functional as F
 
 from helpers import QUICK, ctrl_c_at
 
-import rnnbench.resume
-from rnnbench import registry, runner
+import rnnbench.training.resume
+from rnnbench.core import registry
+from rnnbench.training import runner
 from rnnbench.cli import main
-from rnnbench.config import resolve
-from rnnbench.errors import BenchmarkError
-from rnnbench.contracts import Batch, SequenceBatch
-from rnnbench.model import build_model, count_parameters
+from rnnbench.training.config import resolve
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.core.contracts import Batch, SequenceBatch
+from rnnbench.training.model import build_model, count_parameters
 from rnnbench.store import ResultStore
-from rnnbench.metrics import Perplexity
+from rnnbench.toolkit.metrics import Perplexity
 from rnnbench.tasks.language_modelling import LanguageModellingOptions, PennTreebank, StreamBatches
 
 pytestmark = pytest.mark.data("ptb")
@@ -108,7 +109,7 @@ def test_zaremba_small_is_the_published_configuration():
 def test_the_learning_rate_is_1_for_four_epochs_then_halves_every_epoch():
     config = resolve(registry.get_architecture("lstm"), PennTreebank, preset="zaremba-small")
     model = torch.nn.Linear(2, 2)
-    module = runner.BenchmarkModule.__new__(runner.BenchmarkModule)
+    module = runner.TrainingModule.__new__(runner.TrainingModule)
     torch.nn.Module.__init__(module)
     module.config, module.model, module.steps_per_epoch = config, model, 2324
     scheduled = module.configure_optimizers()
@@ -174,7 +175,7 @@ def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, set
     """Ctrl-C (or SIGTERM, which a sweep sends its workers) mid-epoch finishes the batch, writes the
     resume point and stops; the same command again continues at the next batch, with the carried
     state of truncated BPTT, so the result is exactly that of an uninterrupted run."""
-    monkeypatch.setattr(rnnbench.resume, "CHECKPOINT_EVERY_STEPS", 3)
+    monkeypatch.setattr(rnnbench.training.resume, "CHECKPOINT_EVERY_STEPS", 3)
     reference = runner.run("lstm", task, settings, store=tmp_path / "a" / "r.sqlite", progress=False)
     steps_per_epoch = 5 if task == "copy" else len(_ptb(train_tokens=3000).splits(4, 0).train)
     interrupt_at = steps_per_epoch + 1  # in the second epoch, between two periodic checkpoints
@@ -198,7 +199,7 @@ def test_an_interrupted_run_resumes_mid_epoch_from_its_last_checkpoint(task, set
         trained.append(self.global_step)
         return original(self, batch, index)
 
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", counted)
+    monkeypatch.setattr(runner.TrainingModule, "training_step", counted)
     resumed = runner.run("lstm", task, settings, store=store, progress=False)
     assert resumed.status == "completed"
     assert trained[0] == interrupt_at + 1  # the interrupted batch was finished, nothing replayed

@@ -34,16 +34,37 @@ def _lint_imports(layout: Path, config: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+CONTRACTS = {   # each contract's name as lint-imports prints it (its start), and a planted violation
+    "The framework's layers": ("core/planted.py", "from rnnbench.sweeps.plan import plan_sweep"),
+    "Architectures see the core": ("plugins/jordan.py", "from rnnbench.reports.gradient_flow import decay_per_step"),
+    "Tasks see the core and the toolkit": ("tasks/probes.py", "from rnnbench.conformance.kit import check_architecture"),
+    "Only discovery": ("training/model.py", "from rnnbench.plugins.fused_rnn import FusedRNN"),
+    "Reports never load training": ("reports/publish.py", "from rnnbench.training.runner import run"),
+}
+
+
+def _plant(layout: Path, relative: str, line: str) -> None:
+    module = layout / "rnnbench" / relative
+    module.write_text((module.read_text() if module.exists() else "") + f"\n{line}  # noqa\n")
+
+
 def test_every_layering_contract_is_kept(tmp_path):
     result = _lint_imports(installed_layout(tmp_path / "layout"), ROOT / "pyproject.toml")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "10 kept, 0 broken" in result.stdout
+    assert f"{len(CONTRACTS)} kept, 0 broken" in result.stdout
 
 
-def test_a_task_importing_the_runner_is_caught(tmp_path):
+def test_each_contract_catches_its_planted_violation(tmp_path):
+    """One violation of each contract, planted at once (the layers one in a module no contract
+    names: a new module is covered); every contract must report broken, naming its import."""
     layout = installed_layout(tmp_path / "layout")
-    probes = layout / "rnnbench" / "tasks" / "probes.py"
-    probes.write_text(probes.read_text() + "\nfrom rnnbench.runner import run  # noqa\n")
+    for relative, line in CONTRACTS.values():
+        _plant(layout, relative, line)
     result = _lint_imports(layout, ROOT / "pyproject.toml")
     assert result.returncode != 0
-    assert "rnnbench.tasks.probes -> rnnbench.runner" in result.stdout
+    output = " ".join(result.stdout.split())   # lint-imports wraps long names over lines
+    assert f"0 kept, {len(CONTRACTS)} broken" in output, output[-3000:]
+    for name, (relative, line) in CONTRACTS.items():
+        importer = "rnnbench." + relative.removesuffix(".py").replace("/", ".")
+        imported = line.split()[1]
+        assert f"{importer} -> {imported}" in output, (name, output[-3000:])

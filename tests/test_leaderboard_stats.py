@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from helpers import QUICK
-from rnnbench.leaderboard import (compare, confidence_interval, leaderboard_frames, leaderboard_tables,
+from rnnbench.reports.leaderboard import (compare, confidence_interval, leaderboard_frames, leaderboard_tables,
                                   load_runs, markdown_table, read_results, render, render_comparison,
                                   results_frame)
 from rnnbench.store import ResultStore
@@ -146,7 +146,7 @@ def test_a_tuned_pairs_trials_and_importances_are_listed_below_its_table():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> ResultStore:
-    from rnnbench.runner import run
+    from rnnbench.training.runner import run
 
     path = tmp_path_factory.mktemp("board") / "r.sqlite"
     for architecture in ("rnn", "gru"):
@@ -197,14 +197,14 @@ def test_latex_escapes_names():
     runs["task_info"] = [{**TASK_INFO, "primary_metric": "bits_per_char"}] * len(runs)
     runs["metrics"] = [{"test/bits_per_char": 0.5}] * len(runs)
     (frame,) = leaderboard_tables(runs).values()
-    from rnnbench.leaderboard import _latex_table
+    from rnnbench.reports.leaderboard import _latex_table
     latex = _latex_table("copy_50%", frame)
     assert r"my\_rnn\&co" in latex and r"copy\_50\%" in latex and "my_rnn" not in latex
 
 
 def test_json_has_null_for_an_interval_of_one_seed():
     frame = leaderboard_tables(_runs([("rnn", [0.3])]))["adding"]
-    from rnnbench.leaderboard import _json_table
+    from rnnbench.reports.leaderboard import _json_table
     table = json.loads(json.dumps(_json_table("adding", frame)))
     assert table["rows"][0]["95% CI low"] is None and table["rows"][0]["mse (mean)"] == 0.3
 

@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from helpers import QUICK
-from rnnbench.config import resolve
-from rnnbench.contracts import SequenceBatch
-from rnnbench.errors import BenchmarkError
-from rnnbench.model import build_model, count_parameters, hidden_size_for_budget
+from rnnbench.training.config import resolve
+from rnnbench.core.contracts import SequenceBatch
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.training.model import build_model, count_parameters, hidden_size_for_budget
 from rnnbench.plugins.jordan import Jordan, JordanOptions
 from rnnbench.plugins.leaky_rnn import LEARNED_START_CAP, LeakyRNN, LeakyRNNOptions, leak_rate_spread
 from rnnbench.plugins.skip_rnn import SkipRNN, SkipRNNOptions
-from rnnbench.registry import get_architecture, get_task
+from rnnbench.core.registry import get_architecture, get_task
 from rnnbench.tasks.probes import make_adding
 
 FEATURES, HIDDEN = 3, 5
@@ -329,7 +329,7 @@ def test_a_parameter_budget_is_met(name: str, setting: dict) -> None:
                                             ("leaky_rnn", {"arch.min_leak_rate": "0.05"}),
                                             ("skip_rnn", {"arch.delays": "1+3"})])
 def test_a_quick_run_through_the_runner_completes(tmp_path, name: str, settings: dict) -> None:
-    from rnnbench.runner import run
+    from rnnbench.training.runner import run
 
     result = run(name, "copy", {**QUICK, **settings}, store=tmp_path / "r.sqlite", progress=False)
     assert math.isfinite(result.metrics["test/loss"])
@@ -342,7 +342,7 @@ PROBE_BUDGET = {"trainer.max_steps": "1500", "trainer.val_every_steps": "250", "
 
 
 def _probe(name: str, task: str, length: int, folder) -> float:
-    from rnnbench.runner import run
+    from rnnbench.training.runner import run
 
     settings = {**PROBE_BUDGET, "task.length": str(length)}
     result = run(name, task, settings, store=folder / f"{name}.sqlite", progress=False)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from helpers import QUICK, at_batch_end, ctrl_c_at
-import rnnbench.resume
-from rnnbench import runner
+import rnnbench.training.resume
+from rnnbench.training import runner
 from rnnbench.store import ResultStore
 
 
@@ -64,7 +64,7 @@ def _as_written_by_automatic_optimisation(path) -> None:
 
 
 def test_a_resume_point_written_by_the_earlier_runner_resumes_at_its_step(tmp_path, monkeypatch):
-    monkeypatch.setattr(rnnbench.resume, "CHECKPOINT_EVERY_STEPS", 3)
+    monkeypatch.setattr(rnnbench.training.resume, "CHECKPOINT_EVERY_STEPS", 3)
     settings = {**QUICK, "trainer.max_steps": "10", "trainer.val_every_steps": "none",
                 "trainer.early_stopping": "false", "task.train_size": "80"}
     reference = runner.run("lstm", "copy", settings, store=tmp_path / "a" / "r.sqlite", progress=False)
@@ -78,7 +78,7 @@ def test_a_resume_point_written_by_the_earlier_runner_resumes_at_its_step(tmp_pa
         for number, handler in handlers.items():
             signal.signal(number, handler)
     _as_written_by_automatic_optimisation(store.checkpoint_root / reference.run_id / "last.ckpt")
-    monkeypatch.setattr(runner.BenchmarkModule, "training_step", original)
+    monkeypatch.setattr(runner.TrainingModule, "training_step", original)
     steps = at_batch_end(monkeypatch, lambda trainer, module, index: trainer.global_step)
     resumed = runner.run("lstm", "copy", settings, store=store, progress=False)
     assert steps == [8, 9, 10]

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from rnnbench.plugins.pixel_rnn import (DiagonalBiLSTM, MaskedConv2d, PixelRNN, PixelRNNOptions, RowLSTM,
                                         skew, unskew)
-from rnnbench.conformance import ConformanceError, check_architecture
-from rnnbench.contracts import GridBatch
-from rnnbench.errors import BenchmarkError
+from rnnbench.conformance.kit import ConformanceError, check_architecture
+from rnnbench.core.contracts import GridBatch
+from rnnbench.core.errors import BenchmarkError
 
 
 def test_masks_a_and_b() -> None:
@@ -189,7 +189,7 @@ def test_bad_options_raise(options: PixelRNNOptions, message: str) -> None:
 
 
 def test_sequence_input_raises() -> None:
-    from rnnbench.contracts import SequenceBatch
+    from rnnbench.core.contracts import SequenceBatch
     encoder = PixelRNN().build(1, 4, PixelRNNOptions())
     with pytest.raises(BenchmarkError, match="grid"):
         encoder(SequenceBatch(torch.zeros(2, 3, 1), torch.tensor([3, 3])))

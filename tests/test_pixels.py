@@ -4,9 +4,9 @@ import struct
 import pytest
 import torch
 
-from rnnbench import registry
-from rnnbench.errors import BenchmarkError
-from rnnbench.runner import run
+from rnnbench.core import registry
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.training.runner import run
 from rnnbench.tasks.pixels import fixed_permutation, hold_out, load_fashion_mnist, read_idx
 
 TINY_FASHION = {"task.train_size": "48", "task.val_size": "16", "task.test_size": "16",

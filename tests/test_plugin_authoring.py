@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rnnbench import contracts, heads, registry
+from rnnbench.core import contracts, registry
+
+from rnnbench.toolkit import heads
 from rnnbench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

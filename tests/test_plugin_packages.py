@@ -105,7 +105,7 @@ def _run_in(setup, *args):
 def test_a_wheel_installs_one_namespace_beside_a_projects_own_tasks_and_plugins(from_wheel):
     code = ("import rnnbench, tasks, plugins\n"
             "print(rnnbench.__file__)\nprint(tasks.OWNER)\nprint(plugins.OWNER)\n"
-            "from rnnbench import registry\nprint(sorted(registry.architectures()), registry.load_errors())")
+            "from rnnbench.core import registry\nprint(sorted(registry.architectures()), registry.load_errors())")
     result = _run_in(from_wheel, "-c", code)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

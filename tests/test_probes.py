@@ -3,8 +3,8 @@ import torch
 
 from helpers import QUICK
 from rnnbench.cli import _vary
-from rnnbench.leaderboard import render
-from rnnbench.runner import run
+from rnnbench.reports.leaderboard import render
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
 from rnnbench.tasks.probes import BLANK, COPY_RECALL, DELIMITER, make_adding, make_copy
 
@@ -61,8 +61,8 @@ def test_the_leaderboard_shows_the_metric_as_a_function_of_the_length(tmp_path):
 
 
 def test_vary_expands_to_every_combination_of_values():
-    from rnnbench.sweep import plan_sweep
-    from rnnbench.sweepfile import SweepSpec
+    from rnnbench.sweeps.plan import plan_sweep
+    from rnnbench.sweeps.spec import SweepSpec
 
     vary = _vary(["task.length=50,100", "arch.hidden_size=32,64,128"])
     runs = plan_sweep(SweepSpec("v", ["rnn"], ["copy"], [0], None, dict(QUICK), vary)).runs

@@ -11,7 +11,7 @@ import yaml
 
 from helpers import QUICK
 from rnnbench import cli
-from rnnbench.leaderboard import (compare, leaderboard_tables, load_runs, markdown_table, read_results,
+from rnnbench.reports.leaderboard import (compare, leaderboard_tables, load_runs, markdown_table, read_results,
                                   render_tables)
 
 

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from helpers import QUICK
-from rnnbench.runner import run
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
-from rnnbench.sweep import plan_sweep
-from rnnbench.sweepfile import load
+from rnnbench.sweeps.plan import plan_sweep
+from rnnbench.sweeps.spec import load
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from rnnbench.plugins.recursive import Recursive, RecursiveOptions
-from rnnbench.conformance import balanced_trees, random_trees
-from rnnbench.contracts import SequenceBatch
-from rnnbench.errors import BenchmarkError
+from rnnbench.conformance.kit import balanced_trees, random_trees
+from rnnbench.core.contracts import SequenceBatch
+from rnnbench.core.errors import BenchmarkError
 
 FEATURES, HIDDEN = 5, 8
 CELLS = ["tanh", "treelstm"]

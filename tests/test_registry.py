@@ -1,8 +1,8 @@
 import pytest
 
-from rnnbench import registry
-from rnnbench.contracts import Capabilities, Requirements, compatibility
-from rnnbench.errors import BenchmarkError
+from rnnbench.core import registry
+from rnnbench.core.contracts import Capabilities, Requirements, compatibility
+from rnnbench.core.errors import BenchmarkError
 
 
 def test_in_tree_plugins_are_registered_through_entry_points():
@@ -21,8 +21,7 @@ def test_unknown_names_suggest_the_closest():
 def test_a_bidirectional_encoder_cannot_serve_a_causal_task():
     verdict = registry.pair_compatibility(registry.get_architecture("bilstm"), registry.get_task("copy"))
     assert not verdict.ok and "causal" in verdict.reason
-    assert ("bilstm", "copy") not in registry.compatible_pairs()
-    assert ("bilstm", "adding") in registry.compatible_pairs()
+    assert registry.pair_compatibility(registry.get_architecture("bilstm"), registry.get_task("adding")).ok
 
 
 @pytest.mark.parametrize("caps, needs, ok", [
@@ -70,9 +69,15 @@ CLASHING_PLUGIN = """
     class GRU(Architecture):               # same class name as the in-tree one, too
         capabilities = Capabilities(causal=True, structures=("sequence",))
 
+        def build(self, input_size, hidden_size, options):
+            raise NotImplementedError("never built here")
+
     @register_architecture("fresh")        # a free name: still registered
     class Fresh(Architecture):
         capabilities = Capabilities(causal=True, structures=("sequence",))
+
+        def build(self, input_size, hidden_size, options):
+            raise NotImplementedError("never built here")
 """
 
 
@@ -81,7 +86,7 @@ def test_an_outside_plugin_taking_an_in_tree_name_is_skipped_and_reported_naming
     _fake_distribution(site, "rnnbench-clash", "rnnbench_clash", "clash", CLASHING_PLUGIN)
     script = textwrap.dedent("""
         import json
-        from rnnbench import registry
+        from rnnbench.core import registry
         archs = registry.architectures()
         print(json.dumps({"names": sorted(archs), "gru": archs["gru"].__module__,
                           "errors": registry.load_errors()}))
@@ -111,8 +116,23 @@ def fresh_registry(monkeypatch):
 
 def _module_class(module: str, qualname: str = "GRU"):
     return type(qualname, (registry.Architecture,), {
-        "__module__": module, "__qualname__": qualname,
+        "__module__": module, "__qualname__": qualname, "build": lambda self, *sizes: None,
         "capabilities": Capabilities(causal=True, structures=("sequence",))})
+
+
+def test_a_plugin_class_missing_its_contract_is_refused_at_registration_naming_the_fix(fresh_registry):
+    incomplete = type("Half", (registry.Architecture,), {"__module__": "halfway"})
+    with pytest.raises(BenchmarkError, match=r"'half' \(halfway.Half\) is incomplete: implement `build` "
+                                             r"\(see Architecture.build\); set the class attribute `capabilities`"):
+        registry.register_architecture("half")(incomplete)
+    task = type("NoHead", (registry.Task,), {"__module__": "halfway", "requirements": Requirements("sequence"),
+                                             "head_kind": "classification", "primary_metric": "accuracy",
+                                             "direction": "max", "input_spec": lambda self: None,
+                                             "splits": lambda self, size, seed: None,
+                                             "metrics": lambda self: None})
+    with pytest.raises(BenchmarkError, match=r"task 'nohead' \(halfway.NoHead\) is incomplete: implement `build_head`"):
+        registry.register_task("nohead")(task)
+    assert "half" not in registry._architectures and "nohead" not in registry._tasks
 
 
 def test_an_in_tree_plugin_replaces_an_outsider_imported_before_it(fresh_registry):

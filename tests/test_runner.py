@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from helpers import QUICK
-from rnnbench import registry, runner
-from rnnbench.contracts import Architecture, Capabilities, EncoderOutput, Encoder
-from rnnbench.errors import BenchmarkError, DivergedError
-from rnnbench.runner import run
+from rnnbench.core import registry
+from rnnbench.training import runner
+from rnnbench.core.contracts import Architecture, Capabilities, EncoderOutput, Encoder
+from rnnbench.core.errors import BenchmarkError, DivergedError
+from rnnbench.training.runner import run
 from rnnbench.store import ResultStore
 
 
@@ -124,7 +125,7 @@ def test_the_best_checkpoint_keeps_model_checkpoints_state_key_and_refuses_savin
     hook it skips could only save with every_n_train_steps or train_time_interval, refused here."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from rnnbench.runner import BestCheckpoint
+    from rnnbench.training.callbacks import BestCheckpoint
 
     options = {"monitor": "val/accuracy", "mode": "max", "save_top_k": 1, "filename": "best"}
     assert BestCheckpoint(**options).state_key == ModelCheckpoint(**options).state_key
@@ -133,12 +134,12 @@ def test_the_best_checkpoint_keeps_model_checkpoints_state_key_and_refuses_savin
 
 
 def test_the_module_stores_attributes_as_nn_module_does():
-    """`BenchmarkModule.__setattr__` stores plain values directly: parameters, buffers and
+    """`TrainingModule.__setattr__` stores plain values directly: parameters, buffers and
     modules are still registered, and None still unregisters them."""
     prepared = runner.prepare("rnn", "copy", QUICK)
     task = prepared.task(prepared.config.task_options)
     model, _ = runner.initial_model(prepared.architecture(), task, prepared.config, 0)
-    module = runner.BenchmarkModule(model, task, prepared.config, steps_per_epoch=4)
+    module = runner.TrainingModule(model, task, prepared.config, steps_per_epoch=4)
     module._current_fx_name = "training_step"
     assert module._current_fx_name == "training_step" and "_current_fx_name" not in module._parameters
     module.scale = torch.nn.Parameter(torch.ones(()))

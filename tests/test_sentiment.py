@@ -1,9 +1,11 @@
 import pytest
 import torch
 
-from rnnbench import registry, runner
-from rnnbench.contracts import IGNORE_INDEX, TreeBatch
-from rnnbench.errors import BenchmarkError
+from rnnbench.core import registry
+
+from rnnbench.training import runner
+from rnnbench.core.contracts import IGNORE_INDEX, TreeBatch
+from rnnbench.core.errors import BenchmarkError
 from rnnbench.tasks.sentiment import (SequenceSentimentOptions, SentimentOptions, SSTBinary, SSTFine, SSTTreeBinary,
                              SSTTreeFine, parse_tree, read_trees)
 

@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from rnnbench import registry
+from rnnbench.core import registry
 from rnnbench.cli import main
-from rnnbench.contracts import (DECODER, IGNORE_INDEX, Batch, Capabilities, DecoderParts,
+from rnnbench.core.contracts import (DECODER, IGNORE_INDEX, Batch, Capabilities, DecoderParts,
                                 Requirements, SequenceBatch, compatibility)
-from rnnbench.decoding import beam_search, greedy_decode, length_normalised, mask_after_end
-from rnnbench.errors import BenchmarkError
-from rnnbench.metrics import ExactMatch, SequenceTokenAccuracy
-from rnnbench.seq2seq import Seq2SeqHead, inverse_sigmoid
+from rnnbench.toolkit.decoding import beam_search, greedy_decode, length_normalised, mask_after_end
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.metrics import ExactMatch, SequenceTokenAccuracy
+from rnnbench.toolkit.seq2seq_head import Seq2SeqHead, inverse_sigmoid
 from rnnbench.tasks.seq2seq import (BOS, EOS, Pairs, Reversal, ReversalOptions, Scan, ScanOptions,
                                     hold_out, make_reversal, read_scan)
 
@@ -30,7 +30,7 @@ def _scan(**options) -> Scan:
 
 @pytest.mark.data("scan")
 def test_scan_files_parse_into_commands_and_actions():
-    from rnnbench.data import require
+    from rnnbench.toolkit.datasets import require
 
     pairs = read_scan(require("scan") / "tasks_train_simple.txt")
     assert len(pairs) == 16_728
@@ -208,7 +208,7 @@ def test_length_normalisation_prefers_the_longer_output_where_it_should():
 
 
 def test_the_state_is_reordered_along_its_batch_dimension_whatever_it_is():
-    from rnnbench.decoding import batch_dimensions, select_state
+    from rnnbench.toolkit.decoding import batch_dimensions, select_state
 
     small = (torch.zeros(2, 3, 5), {"c": torch.zeros(3, 5), "step": torch.zeros(())})
     large = (torch.arange(2 * 6 * 5.).view(2, 6, 5), {"c": torch.arange(6 * 5.).view(6, 5),

@@ -16,7 +16,7 @@ def test_a_run_round_trips(tmp_path):
     store = ResultStore(tmp_path / "r.sqlite")
     _start(store, "abc")
     assert store.status_of("abc") == "running"
-    store.add_history("abc", 0, 10, {"val/accuracy": 0.5})
+    store.add_round("abc", 10, {"val/accuracy": 0.5})
     store.finish_run("abc", "completed", metrics={"test/accuracy": 0.75}, parameters=10,
                      items_per_second=1.0, environment={"torch": "x"})
     record = store.get("abc")
@@ -44,7 +44,7 @@ def _write_many(path, worker):
     store = ResultStore(path)
     for index in range(40):
         _start(store, f"{worker}-{index}", seed=index)
-        store.add_history(f"{worker}-{index}", 0, 0, {"loss": float(index)})
+        store.add_round(f"{worker}-{index}", 0, {"loss": float(index)})
 
 
 def test_two_processes_write_at_once(tmp_path):

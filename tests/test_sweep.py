@@ -16,12 +16,12 @@ import yaml
 import sweep_plugins  # noqa: F401  (registers test-sweep-crash and test-sweep-missing-data)
 from helpers import QUICK
 from rnnbench import cli
-from rnnbench.errors import BenchmarkError
-from rnnbench.leaderboard import leaderboard_frames
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.reports.leaderboard import leaderboard_frames
 from rnnbench.store import ResultStore
-from rnnbench.sweep import plan, plan_sweep
-from rnnbench.sweepfile import load, parse
-from rnnbench.workers import execute
+from rnnbench.sweeps.plan import plan, plan_sweep
+from rnnbench.sweeps.spec import load, parse
+from rnnbench.sweeps.workers import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from rnnbench import runner
-from rnnbench.contracts import IGNORE_INDEX
-from rnnbench.crf import ConditionalRandomField
-from rnnbench.errors import BenchmarkError
-from rnnbench.metrics import EntityScore, TokenAccuracy
+from rnnbench.training import runner
+from rnnbench.core.contracts import IGNORE_INDEX
+from rnnbench.toolkit.crf import ConditionalRandomField
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.metrics import EntityScore, TokenAccuracy
 from rnnbench.tasks.tagging import (CoNLL2003NER, TaggingOptions, UniversalPOS,
                            iob1_to_iob2, read_conll2003, read_conllu)
 
@@ -234,7 +234,7 @@ def test_a_bad_tagging_option_is_refused():
 
 
 def test_the_vocabulary_counts_the_training_split_only_and_maps_unknown_words():
-    from rnnbench.text import Vocabulary
+    from rnnbench.toolkit.text import Vocabulary
     training = [["The", "cat", "sat"], ["the", "cat", "ran"], ["a", "cat"]]
     vocabulary = Vocabulary.from_corpus(training, min_frequency=2, lowercase=True, unknown="<unk>")
     assert vocabulary.tokens == ["<unk>", "cat", "the"]  # reserved first, then by frequency
@@ -247,8 +247,8 @@ def test_the_vocabulary_counts_the_training_split_only_and_maps_unknown_words():
 
 
 def test_length_buckets_cover_every_example_once_with_little_padding():
-    from rnnbench.contracts import Batch, SequenceBatch
-    from rnnbench.text import BucketBatches, spread
+    from rnnbench.core.contracts import Batch, SequenceBatch
+    from rnnbench.toolkit.text import BucketBatches, spread
     lengths = torch.randint(1, 50, (103,), generator=torch.Generator().manual_seed(0))
     seen = []
 

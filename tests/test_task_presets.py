@@ -1,5 +1,5 @@
 """Every registered task, with its defaults and each of its presets, trains one step end to end
-through `rnnbench.runner.run` (as timm's tests run every model config): a preset that names an
+through `rnnbench.training.runner.run` (as timm's tests run every model config): a preset that names an
 unknown setting, a bad value or a combination the task cannot run fails here, not in a user's
 sweep. Each run takes a small slice of the data (the task's own slicing options, found in its
 Options dataclass), a tiny model and one training step, with a compatible architecture."""
@@ -13,8 +13,9 @@ import re
 import pytest
 
 from conftest import require_datasets
-from rnnbench import registry, runner
-from rnnbench.errors import BenchmarkError
+from rnnbench.core import registry
+from rnnbench.training import runner
+from rnnbench.core.errors import BenchmarkError
 
 TASKS = {name: cls for name, cls in registry.tasks().items() if not name.startswith("test-")}
 ARCHITECTURES = {name: cls for name, cls in registry.architectures().items() if not name.startswith("test-")}

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbench.contracts import Encoder, EncoderOutput, SequenceBatch
-from rnnbench.errors import BenchmarkError
-from rnnbench.heads import PerStepRegressor
-from rnnbench.model import BenchmarkModel
-from rnnbench.runner import prepare, run
-from rnnbench.metrics import NormalisedRMSE
+from rnnbench.core.contracts import Encoder, EncoderOutput, SequenceBatch
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.toolkit.heads import PerStepRegressor
+from rnnbench.training.model import BenchmarkModel
+from rnnbench.training.runner import prepare, run
+from rnnbench.toolkit.metrics import NormalisedRMSE
 from rnnbench.tasks.time_series import (ChunkedStreams, MackeyGlass, free_run, mackey_glass,
                                narma10, scale_to_unit_interval)
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from helpers import QUICK, at_batch_end
-from rnnbench import registry, runner
-from rnnbench.contracts import Encoder, SequenceBatch
-from rnnbench.errors import BenchmarkError
-from rnnbench.model import _encoders
+from rnnbench.core import registry
+from rnnbench.training import runner
+from rnnbench.core.contracts import Encoder, SequenceBatch
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.training.model import _encoders
 
 SMALL = {"arch.hidden_size": "8"}
 STACK = {**SMALL, "arch.num_layers": "2"}
@@ -160,7 +161,7 @@ def test_an_encoder_that_lists_a_non_square_matrix_is_a_plugin_error():
         def recurrent_matrices(self):
             return [self.weight]
 
-    from rnnbench.model import initialise
+    from rnnbench.training.model import initialise
     prepared = runner.prepare("rnn", "copy", {"arch.recurrent_init": "orthogonal"})
     holder = torch.nn.Module()
     holder.encoder = Broken()
@@ -319,8 +320,8 @@ def test_bucketing_is_refused_where_every_sequence_has_the_same_length(task):
 
 
 def test_random_batches_keep_every_example_and_evaluation_in_split_order():
-    from rnnbench.contracts import Batch
-    from rnnbench.text import BucketBatches
+    from rnnbench.core.contracts import Batch
+    from rnnbench.toolkit.text import BucketBatches
     lengths = torch.randint(1, 50, (103,), generator=torch.Generator().manual_seed(0))
 
     def make_batch(indices):

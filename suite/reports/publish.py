@@ -1,0 +1,230 @@
+"""`rnnbench leaderboard publish NAME`: a leaderboard folder from a committed sweep file and the
+results store it ran into.
+
+leaderboards/NAME/ holds:
+    sweep.yaml        the sweep file (committed first: the folder is named after it)
+    reference.yaml    optional: a second sweep file whose runs are shown as labelled reference
+                      rows (e.g. a paper's full configuration), in tables of their own, never ranked
+    README.md         the tables and plots, budget, hardware, and the commands that reproduce them
+    index.html        the same as one self-contained page (sortable tables, inline plots)
+    results.csv       every run of the sweep: run id, settings, seed, status, metrics (`read_results`)
+    history.csv       every evaluation round of those runs (for the learning curves)
+    summary.json      the tables, numbers as numbers
+    environment.json  hardware, versions, git commit and date of the runs and of publishing
+    plots/            metric against parameters, against the task's curve setting, learning
+                      curves, throughput, and gradient flow where `rnnbench diagnose` stored one
+
+Every number in README.md is computed from results.csv (`leaderboard_tables(read_results(...))`),
+which a test checks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from rnnbench.reports import leaderboard_plots as board_plots
+
+from rnnbench.sweeps import spec as sweepfile
+from rnnbench.core.errors import BenchmarkError
+from rnnbench.reports.html_page import Section, render_page
+from rnnbench.reports.leaderboard import (display_table, leaderboard_tables, read_results, render_tables,
+                                  results_frame, settings_text)
+from rnnbench.store import ResultStore
+
+ROOT = Path("leaderboards")
+
+
+def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
+    """Write leaderboards/NAME/ (see the module docstring) from the runs the sweep file
+    leaderboards/NAME/sweep.yaml planned in `store`; return the folder."""
+    folder = Path(root) / name
+    sweep_file = folder / "sweep.yaml"
+    if not sweep_file.is_file():
+        raise BenchmarkError(f"no sweep file at {sweep_file}: a published leaderboard comes from a "
+                             f"committed sweep file; write one there (see the README's Sweeps) and "
+                             f"run it with `rnnbench sweep {sweep_file}`")
+    spec = sweepfile.load(sweep_file)
+    planned = store.sweep_frame(spec.name)
+    if planned.empty:
+        raise BenchmarkError(f"sweep '{spec.name}' has not run in {store.path}: run `rnnbench sweep "
+                             f"{sweep_file} --store {store.path}` first, or pass the --store it ran into")
+    reference_file = folder / "reference.yaml"
+    if reference_file.is_file():
+        planned = pd.concat([planned, _reference_plan(store, reference_file)], ignore_index=True)
+    runs = store.runs_frame()
+    runs = runs[runs.run_id.isin(set(planned.run_id))]
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    results = results_frame(runs, planned)
+    results.to_csv(folder / "results.csv", index=False)
+    history = _history(store, runs)
+    history.to_csv(folder / "history.csv", index=False)
+
+    published = read_results(folder / "results.csv")   # every number below comes from the file
+    tables = leaderboard_tables(published, tuning=store.tuning_frame(spec.name))
+    if not tables:
+        raise BenchmarkError(f"sweep '{spec.name}' has no completed run in {store.path} yet: see "
+                             f"`rnnbench sweep status {sweep_file}`")
+    for earlier in (folder / "plots").glob("*.png"):   # the plots are drawn afresh: none stays stale
+        earlier.unlink()
+    plots = _plots(published, history, tables, store, folder / "plots")
+    environment = _environment(published)
+    (folder / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
+    (folder / "summary.json").write_text(render_tables(tables, published, "json"))
+    command = " && ".join([f"rnnbench sweep {sweep_file} --store STORE",
+                           *([f"rnnbench sweep {reference_file} --store STORE"] if reference_file.is_file() else []),
+                           f"rnnbench leaderboard publish {name} --store STORE"])
+    (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder))
+    (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command))
+    return folder
+
+
+def _reference_plan(store: ResultStore, reference_file: Path) -> pd.DataFrame:
+    """The runs reference.yaml planned in `store`, with the role "reference"."""
+    spec = sweepfile.load(reference_file)
+    planned = store.sweep_frame(spec.name)
+    if planned.empty:
+        raise BenchmarkError(f"the reference sweep '{spec.name}' has not run in {store.path}: run "
+                             f"`rnnbench sweep {reference_file} --store {store.path}` first")
+    return planned.assign(role="reference")
+
+
+def _history(store: ResultStore, runs: pd.DataFrame) -> pd.DataFrame:
+    rows = [(run.run_id, run.architecture, run.task, run.config_id, run.seed, epoch, step, metric, value)
+            for run in runs.itertuples() for epoch, step, metric, value in store.history(run.run_id)]
+    return pd.DataFrame(rows, columns=["run_id", "architecture", "task", "config_id", "seed", "round", "step",
+                                       "name", "value"])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "table"
+
+
+def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataFrame], store: ResultStore,
+           folder: Path) -> dict[str, list[tuple[str, Path]]]:
+    """{table title: [(caption, png path)]}: the plots of each table's runs."""
+    ranked = set().union(*(table.attrs["config_ids"] for table in tables.values()))
+    completed = runs[(runs.status == "completed") & runs.config_id.isin(ranked)]
+    last_table = {table.attrs["task"]: title for title, table in tables.items()}
+    plots: dict[str, list[tuple[str, Path]]] = {}
+    for title, table in tables.items():
+        task, metric = table.attrs["task"], table.attrs["primary_metric"]
+        scored = completed[completed.task == task].assign(
+            score=lambda frame: frame.metrics.map(lambda metrics: metrics.get(f"test/{metric}")))
+        members = scored[scored.config_id.isin(set(table.attrs["config_ids"]))]
+        slug, drawn = _slug(title), []
+        drawn.append((f"Test {metric} against trained parameters",
+                      board_plots.plot_metric_against_parameters(
+                          members, metric, title, folder / f"{slug}-parameters.png")))
+        setting = members.task_info.iloc[0].get("curve_setting")
+        values = scored.config.map(lambda config: config.get(setting)) if setting else None
+        if title == last_table[task] and setting and values.nunique() > 1:   # once per task, over its tables
+            drawn.append((f"Test {metric} against {setting} (mean and 95% band over seeds)",
+                          board_plots.plot_metric_against_setting(
+                              scored.assign(value=values), setting, metric, task,
+                              folder / f"{_slug(task)}-{_slug(setting)}.png")))
+        rounds = history[history.run_id.isin(set(members.run_id)) & (history.name == f"val/{metric}")]
+        if not rounds.empty:
+            drawn.append((f"Validation {metric} during training (mean and 95% band over seeds)",
+                          board_plots.plot_learning_curves(rounds, metric, title,
+                                                           folder / f"{slug}-learning-curves.png")))
+        unit = members.task_info.iloc[0].get("item_unit", "items")
+        if members.items_per_second.notna().any():
+            drawn.append((f"Training throughput ({unit}/s)", board_plots.plot_throughput(
+                members.dropna(subset=["items_per_second"]), unit, title, folder / f"{slug}-throughput.png")))
+        flows = _gradient_flows(store, members)
+        if flows:
+            from rnnbench.reports.run_plots import plot_gradient_flow
+
+            drawn.append(("Gradient flow, ||dL_T/dx_t|| against T - t (rnnbench diagnose gradients)",
+                          plot_gradient_flow(flows, title, folder / f"{slug}-gradient-flow.png")))
+        plots[title] = drawn
+    return plots
+
+
+def _gradient_flows(store: ResultStore, runs: pd.DataFrame) -> list:
+    """The gradient-flow curves stored with these runs (one per architecture), if any."""
+    from rnnbench.reports.gradient_flow import stored_gradient_flow
+
+    flows, seen = [], set()
+    for run in runs.itertuples():
+        if run.architecture not in seen and store.curve(run.run_id, "grad_norm/init"):
+            flows.append(stored_gradient_flow(store, run.run_id, run.architecture, run.task))
+            seen.add(run.architecture)
+    return flows
+
+
+def _environment(runs: pd.DataFrame) -> dict:
+    """What the runs ran on (each distinct value, with its count of runs) and when this was published."""
+    recorded: dict[str, dict[str, int]] = {}
+    for environment in runs.environment:
+        for key in ("device", "accelerator", "threads", "python", "torch", "lightning", "git_commit", "hostname"):
+            if key in environment:
+                counts = recorded.setdefault(key, {})
+                counts[str(environment[key])] = counts.get(str(environment[key]), 0) + 1
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    finished = pd.to_numeric(runs.finished_at, errors="coerce").dropna()
+    return {"runs": recorded,
+            "runs_finished": {"first": _date(finished.min()), "last": _date(finished.max())} if len(finished) else {},
+            "published": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                          "git_commit": commit, "machine": platform.machine(),
+                          "processor": platform.processor() or None, "platform": platform.platform()}}
+
+
+def _date(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(float(timestamp), datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _hardware(environment: dict) -> str:
+    runs = environment["runs"]
+    def values(key: str) -> str:
+        return ", ".join(f"{value} ({count} runs)" if len(runs.get(key, {})) > 1 else value
+                         for value, count in runs.get(key, {}).items()) or "unknown"
+    return (f"{values('accelerator')} ({values('device')}), {values('threads')} thread(s) per run; "
+            f"torch {values('torch')}, Lightning {values('lightning')}, Python {values('python')}; "
+            f"code at {values('git_commit')}")
+
+
+def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> str:
+    statuses = runs.status.value_counts()
+    lines = [f"# Leaderboard: {spec.name}", "",
+             f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
+             f"[sweep.yaml](sweep.yaml) and the runs it planned"
+             + (" (and the reference runs of [reference.yaml](reference.yaml), shown apart and not ranked)"
+                if (folder / "reference.yaml").is_file() else "")
+             + "; every number below is computed from "
+             f"[results.csv](results.csv) (one row per run). Also as a page: [index.html](index.html).", "",
+             f"- Runs: {len(runs)} ({', '.join(f'{count} {status}' for status, count in statuses.items())}), "
+             f"{len(spec.seeds)} seed(s) planned per configuration.",
+             f"- Hardware: {_hardware(environment)}.",
+             f"- Runs finished between {environment['runs_finished'].get('first', '?')} and "
+             f"{environment['runs_finished'].get('last', '?')}; published "
+             f"{environment['published']['date']}.",
+             f"- Reproduce: `{command}`.", ""]
+    body = render_tables(tables, runs, "md", heading="##").split("\n")
+    text = "\n".join(lines + body)
+    for title, drawn in plots.items():
+        text += f"\n### Plots: {title}\n\n" + "".join(
+            f"![{caption}](plots/{path.name})\n\n" for caption, path in drawn)
+    return text
+
+
+def _page(name: str, tables, plots, environment, command) -> str:
+    sections = []
+    for title, table in tables.items():
+        shared = table.attrs.get("shared_settings") or {}
+        text = f"Settings: {settings_text(shared)}." if shared else ""
+        sections.append(Section(title, text, [(title, display_table(table))],
+                                [(caption, path.read_bytes()) for caption, path in plots.get(title, [])]))
+    intro = Section("About", f"Hardware: {_hardware(environment)}. Reproduce: {command}", [], [])
+    return render_page(f"rnnbench leaderboard: {name}", [intro, *sections])

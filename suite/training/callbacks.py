@@ -1,0 +1,75 @@
+"""The runner's Lightning callbacks: the run's progress (rounds, training time, the end of the
+budget) and the best checkpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from rnnbench.training.recorder import Recorder
+
+class RecordProgress(Callback):
+    """The run's progress, in one callback (Lightning's per-step cost grows with each callback):
+
+    - after every validation, the round's metrics go to the store's history. A round is numbered
+      by its training step, so a validation repeated after a resume (the process died after
+      writing the round but before its checkpoint) replaces its round instead of adding a second;
+    - training time, for the throughput figure: wall time between consecutive training batches,
+      so data loading and the loop's own overhead count, and validation does not;
+    - the end of the budget: every run ends with a validation of its final weights, whatever the
+      interval. Lightning validates when a callback sets `should_stop`, but not when it stops at
+      `max_steps` or `max_epochs` itself; so on the last batch of the budget this asks it to stop
+      (before the checkpoint callbacks see the batch). A time budget already stops that way."""
+
+    def __init__(self, store: Recorder, run_id: str, max_steps: int | None = None,
+                 max_epochs: int | None = None) -> None:
+        self.store, self.run_id = store, run_id
+        self.max_steps, self.max_epochs = max_steps, max_epochs
+        self.train_seconds = 0.0
+        self._since = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._since = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
+        now = time.perf_counter()
+        self.train_seconds += now - self._since
+        self._since = now
+        last_step = self.max_steps is not None and trainer.global_step >= self.max_steps
+        last_epoch = self.max_epochs is not None and trainer.current_epoch + 1 >= self.max_epochs
+        if last_step or (last_epoch and batch_index + 1 >= trainer.num_training_batches):
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer, module) -> None:
+        self._since = time.perf_counter()
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        values = {name: float(value) for name, value in trainer.callback_metrics.items()
+                  if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
+        if trainer.is_global_zero:   # under DDP, one process records
+            self.store.add_round(self.run_id, trainer.global_step, values)
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, keeping the best weights by the monitored validation metric,
+    saved after validations only, made cheap on the steps between them. Lightning calls every hook
+    of every callback on every step, and formats each callback's `state_key` for each call: here
+    the key is built once (the key ModelCheckpoint has, so checkpoints written before this class
+    resume with their best score), and the per-batch hook, which for a checkpoint saved at
+    validations only reads the trainer's state to decide not to save, is not run at all."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self._every_n_train_steps or self._train_time_interval is not None:
+            raise ValueError("BestCheckpoint saves at validations only: no every_n_train_steps or "
+                             "train_time_interval")
+        self._state_key = super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
+        pass
