@@ -6,10 +6,11 @@ import argparse
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-from rnnbench.core.errors import BenchmarkError, RunInterrupted, did_you_mean, path_problem
+from rnnbench.core.errors import BenchmarkError, DivergedError, RunInterrupted, did_you_mean, path_problem
 from rnnbench.training.quiet import quiet_library_chatter
 
 DEFAULT_STORE = "runs/rnnbench.sqlite"
@@ -151,17 +152,30 @@ def matrix_text(architectures: dict, tasks: dict) -> str:
     return "\n".join(lines)
 
 
+class RunFailed(Exception):
+    """A run started, is recorded as failed, and the CLI exits with EXIT_NOT_COMPLETED."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rnnbench.training import cpu_share
 
     cpu_share.register()   # before the slow imports: a run started beside this one counts it
+    from rnnbench.store import ResultStore
     from rnnbench.training import runner
 
     seed, store = _seed(args), _store_path(args)
-    result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
-                        store=store, progress=not args.no_progress, wandb=args.wandb,
-                        tensorboard=args.tensorboard,
-                        check=not args.no_check)
+    try:
+        result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
+                            store=store, progress=not args.no_progress, wandb=args.wandb,
+                            tensorboard=args.tensorboard, check=not args.no_check)
+    except (BenchmarkError, KeyboardInterrupt):
+        raise
+    except Exception as error:   # a run that started and failed is recorded as failed: say so
+        run_id = runner.prepare(args.architecture, args.task, _overrides(args), args.preset, seed).run_id
+        if not Path(store).exists() or ResultStore(store).status_of(run_id) != "failed":
+            raise   # not a run's failure: an internal error
+        raise RunFailed(f"run {run_id} failed (recorded as failed in {store}): "
+                        f"{type(error).__name__}: {_one_line(error)}") from error
     print(f"run {result.run_id} completed: {result.parameters} parameters "
           f"(hidden size {result.hidden_size}), {result.items_per_second:,.0f} items/s, "
           f"{result.wall_time_s:.1f} s")
@@ -189,17 +203,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise BenchmarkError("--address and --storage belong to the Ray backend: add --backend ray")
     spec = _sweep_file(files[0], args) if files else _sweep_from_flags(args)
     sweep_plan = plan_sweep(spec)
-    store = ResultStore(_store_path(args))
+    path = Path(_store_path(args))
+    existing = ResultStore(path) if path.exists() else None   # status and dry runs create none
     if status:
-        print(status_text(sweep_plan, store))
+        print(status_text(sweep_plan, existing, path))
         return 0
-    print(describe(sweep_plan, store, args.workers))
+    print(describe(sweep_plan, existing, path, args.workers))
     if args.dry_run:
         return 0
     if not args.no_check:   # every architecture passes the conformance kit before anything runs
         check_conformance(sweep_plan.runs + [planned_run(pair.architecture, pair.task, spec.seeds[0],
                                                          pair.overrides, pair.preset)
-                                             for pair in sweep_plan.tuned], store)
+                                             for pair in sweep_plan.tuned], existing)
+    store = existing or ResultStore(path)
     store.record_sweep(spec.name, spec.as_dict())
     store.plan_runs(spec.name, [item.as_record() for item in sweep_plan.runs])
     if spec.tune is not None:
@@ -628,6 +644,10 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+# exit codes: what a script can tell apart (README, "Exit codes")
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_REFUSED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_library_chatter()
@@ -641,18 +661,37 @@ def main(argv: list[str] | None = None) -> int:
                                      f"out for ${data.DATA_ENV} or ~/.cache/rnnbench/data")
             os.environ[data.DATA_ENV] = str(data.data_dir(Path(args.data_dir).expanduser().resolve()))
         return args.handler(args)
-    except BenchmarkError as error:   # the one place where a problem becomes a message
-        message = " ".join(str(error).split())   # one line, whatever the message holds
-        print(f"rnnbench: error: {message}", file=sys.stderr)
-        return 2
+    except DivergedError as error:   # the run started, is recorded, and did not complete
+        print(f"rnnbench: the run diverged (recorded as diverged): {_one_line(error)}", file=sys.stderr)
+        return EXIT_NOT_COMPLETED
+    except BenchmarkError as error:   # the one place where a refusal becomes a message
+        print(f"rnnbench: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_REFUSED
+    except RunFailed as error:
+        print(f"rnnbench: {error}", file=sys.stderr)
+        return EXIT_NOT_COMPLETED
     except KeyboardInterrupt as error:
-        if isinstance(error, RunInterrupted):
-            print("rnnbench: interrupted; the run is recorded as interrupted, and running it again "
-                  "resumes from its last checkpoint", file=sys.stderr)
-        else:
-            print("rnnbench: interrupted; run the same command again to continue (completed runs "
-                  "are kept)", file=sys.stderr)
-        return 130
+        print(_interrupted_message(args, error), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:   # a bug: the traceback, and a code of its own
+        traceback.print_exc()
+        print("rnnbench: internal error (the traceback above): please report it with the command "
+              "that caused it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())   # one line, whatever the message holds
+
+
+def _interrupted_message(args: argparse.Namespace, error: KeyboardInterrupt) -> str:
+    if isinstance(error, RunInterrupted):
+        return ("rnnbench: interrupted; the run is recorded as interrupted, and running it again "
+                "resumes from its last checkpoint")
+    if args.command == "sweep" and not args.dry_run and (args.target or [])[:1] != ["status"]:
+        return ("rnnbench: interrupted; run the same command again to continue (completed runs "
+                "are kept)")
+    return "rnnbench: interrupted"
 
 
 if __name__ == "__main__":

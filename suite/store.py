@@ -508,6 +508,11 @@ class ResultStore:
         return None if row is None else (bool(row[0]), row[1], row[2])
 
 
+    def statuses(self) -> dict[str, str]:
+        """Every recorded run's status, by run id (one query: a large plan's statuses at once)."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT run_id, status FROM runs").fetchall())
+
     def status_of(self, run_id: str) -> str | None:
         with self._connect() as db:
             row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()

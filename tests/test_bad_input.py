@@ -26,7 +26,7 @@ from rnnbench.store import ResultStore
 LSTM, COPY = registry.get_architecture("lstm"), registry.get_task("copy")
 # words by which an error line names its fix
 FIX_WORDS = ("e.g.", "Did you mean", "use ", "pass ", "set ", "write ", "run ", "point ", "name ",
-             "choose ", "train it", "Known ", "See ", "unset ", "move ", "give ", "remove ")
+             "choose ", "train it", "Known ", "See ", "unset ", "move ", "give ", "remove ", "keep ", "fix ")
 
 
 def _sets(settings):
@@ -436,7 +436,7 @@ def _fuzz_line(rng, paths):
     quick = _sets(QUICK)
     store = ["--store", paths["store"]]
     kind = rng.choice(["run", "run", "run", "sweep", "sweep", "diagnose", "leaderboard", "data",
-                       "sample", "sample", "list", "top"])
+                       "sample", "sample", "list", "top", "sweep_file", "sweep_file"])
     if kind in ("run", "sweep", "diagnose"):
         arch, task = rng.choice(["rnn", "gru", "lstm"]), rng.choice(["copy", "adding"])
         names = []
@@ -493,12 +493,52 @@ def _fuzz_line(rng, paths):
                                   ["--count", rng.choice(["0", "-2", "100000000"])],
                                   ["--seed", rng.choice(["-1", "4294967296"])],
                                   ["--store", rng.choice(["", paths["junk"], paths["missing"], paths["old"]])]])
+    if kind == "sweep_file":
+        sweep = paths["sweeps"] + "/" + rng.choice(sorted(BAD_SWEEP_FILES)) + ".yaml"
+        return rng.choice([["sweep", sweep], ["sweep", sweep, "--dry-run"], ["sweep", "status", sweep]]) + store
     if kind == "list":
         return rng.choice([["list", "foo"], ["list", "--bogus"], ["list", "tasks", "extra"],
                            ["list", "--matrix", "x"]])
     return rng.choice([[], ["bogus"], ["--data-dir"], ["run"], ["run", "lstm"], ["diagnose"],
                        ["diagnose", "gradients"], ["diagnose", "curves"], ["sweep", "extra"],
                        ["--version-typo"], ["sample"]])
+
+
+BAD_SWEEP_FILES = {   # every one refused with one line, nothing written
+    "malformed": "architectures: [lstm\ntasks: copy\n",
+    "tabs": "architectures:\t[lstm]\n",
+    "not_a_mapping": "- lstm\n- copy\n",
+    "binary": "\x00\x01\x02",
+    "duplicate_top": "architectures: [lstm]\ntasks: [copy]\nseeds: 1\nseeds: 2\n",
+    "duplicate_nested": "architectures: [lstm]\ntasks: [copy]\nset: {optim.lr: 0.1, optim.lr: 0.2}\n",
+    "wrong_type_seeds": "architectures: [lstm]\ntasks: [copy]\nseeds: many\n",
+    "wrong_type_set": "architectures: [lstm]\ntasks: [copy]\nset: [optim.lr]\n",
+    "wrong_type_vary": "architectures: [lstm]\ntasks: [copy]\nvary: {task.length: 5}\n",
+    "wrong_type_budget": "architectures: [lstm]\ntasks: [copy]\nbudget: {steps: many}\n",
+    "unknown_key": "architectures: [lstm]\ntasks: [copy]\nseed: 1\n",
+    "unknown_setting": "architectures: [lstm]\ntasks: [copy]\nset: {optim.lrr: 0.1}\n",
+    "bad_value": "architectures: [lstm]\ntasks: [copy]\npreset: quick\nset: {optim.lr: -1}\n",
+    "bad_vary_value": "architectures: [lstm]\ntasks: [copy]\npreset: quick\nvary: {task.length: [5, -5]}\n",
+    "bad_budget_value": "architectures: [lstm]\ntasks: [copy]\npreset: quick\nbudget: {steps: -5}\n",
+    "bad_tune_range": "architectures: [lstm]\ntasks: [copy]\ntune: {trials: 2, space: {optim.lr: {log_uniform: [-1, 1]}}}\n",
+    "huge_grid": ("architectures: [lstm]\ntasks: [copy]\nseeds: 1000\nvary: {task.length: ["
+                  + ", ".join(str(n) for n in range(1, 101)) + "], optim.lr: ["
+                  + ", ".join(f"0.{n:03d}" for n in range(1, 101)) + "]}\n"),
+    "budget_and_set": "architectures: [lstm]\ntasks: [copy]\nset: {trainer.max_steps: -5}\nbudget: {steps: 5}\n",
+    "set_and_vary": "architectures: [lstm]\ntasks: [copy]\nset: {task.length: 5}\nvary: {task.length: [5, 6]}\n",
+    "fixed_and_tuned": ("architectures: [lstm]\ntasks: [copy]\nset: {optim.lr: 0.1}\n"
+                        "tune: {trials: 2, space: {optim.lr: {log_uniform: [1.0e-4, 1.0e-1]}}}\n"),
+    "params_and_size": "architectures: [lstm]\ntasks: [copy]\nparams: 20k\nset: {arch.hidden_size: 32}\n",
+    "override_varied": ("architectures: [lstm]\ntasks: [copy]\nvary: {task.length: [5, 6]}\n"
+                        "overrides: {architectures: {lstm: {task.length: 7}}}\n"),
+    "unknown_override": "architectures: [lstm]\ntasks: [copy]\noverrides: {architectures: {lstn: {}}}\n",
+}
+
+
+def _tree(root):
+    """Every file and folder under `root` (SQLite's journal files aside), with the sizes of files."""
+    return sorted((str(path.relative_to(root)), path.stat().st_size if path.is_file() else -1)
+                  for path in root.rglob("*") if not path.name.endswith(("-wal", "-shm", "-journal")))
 
 
 def _snapshot(path):
@@ -528,9 +568,12 @@ def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
         db.execute("INSERT INTO meta VALUES ('schema_version', '0')")
     db.close()
     (tmp_path / "folder").mkdir()
+    (tmp_path / "sweeps").mkdir()
+    for name, text in BAD_SWEEP_FILES.items():
+        (tmp_path / "sweeps" / f"{name}.yaml").write_text(text)
     paths = {"store": str(store.path), "junk": str(junk), "inside_file": str(tmp_path / "file"),
              "old": str(old), "missing": str(tmp_path / "missing.sqlite"),
-             "folder": str(tmp_path / "folder"), "completed": run_id}
+             "folder": str(tmp_path / "folder"), "completed": run_id, "sweeps": str(tmp_path / "sweeps")}
     monkeypatch.setenv("RNNBENCH_STORE", str(store.path))
     for target in ("rnnbench.training.runner.initial_model", "rnnbench.toolkit.datasets._download", "subprocess.run",
                    "rnnbench.store.ResultStore.start_run", "rnnbench.store.ResultStore.finish_run",
@@ -538,9 +581,10 @@ def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
         monkeypatch.setattr(target, _no_training)
     before = {name: _snapshot(tmp_path / name) for name in ("store.sqlite", "old.sqlite")}
     junk_bytes = junk.read_bytes()
+    tree = _tree(tmp_path)
 
     rng = random.Random(14)
-    lines = [_fuzz_line(rng, paths) for _ in range(400)]
+    lines = [_fuzz_line(rng, paths) for _ in range(500)]
     argparse_exits = 0
     for argv in lines:
         try:
@@ -563,6 +607,35 @@ def test_fuzz_bad_command_lines(capsys, tmp_path, monkeypatch):
         assert "Traceback" not in out + err, argv
         assert {name: _snapshot(tmp_path / name) for name in ("store.sqlite", "old.sqlite")} == before, argv
         assert junk.read_bytes() == junk_bytes, argv
+        assert _tree(tmp_path) == tree, argv   # a refused command creates no file or folder
+    assert {name for argv in lines for name in BAD_SWEEP_FILES if any(name + ".yaml" in word for word in argv)} \
+        == set(BAD_SWEEP_FILES)   # every bad sweep file was tried
     assert 0 < argparse_exits < len(lines) / 2   # most lines get past argparse to the real checks
     assert not (tmp_path / "runs").exists() and not (tmp_path / "folder.png").exists()
     assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_a_refused_run_or_a_dry_run_creates_no_store(tmp_path, capsys):
+    """A run refused after its settings resolved (no hidden size gives 10 parameters) and a dry
+    run of a sweep leave no store file behind (nor its folder)."""
+    store = tmp_path / "new" / "S.sqlite"
+    assert main(["run", "lstm", "copy", "--params", "10", "--preset", "quick", "--store", str(store)]) == 2
+    assert "cannot match 10 parameters" in capsys.readouterr().err
+    assert main(["sweep", "--architectures", "lstm", "--tasks", "copy", "--preset", "quick", "--dry-run",
+                 "--store", str(store)]) == 0
+    assert main(["sweep", "status", str(tmp_path / "s.yaml"), "--store", str(store)]) == 2
+    (tmp_path / "s.yaml").write_text("architectures: [lstm]\ntasks: [copy]\npreset: quick\n")
+    assert main(["sweep", "status", str(tmp_path / "s.yaml"), "--store", str(store)]) == 0
+    assert "not started yet" in capsys.readouterr().out
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_plan_too_large_is_refused_from_its_counts_with_the_count_and_the_fix(tmp_path, capsys):
+    """1,000 seeds x 100 lengths x 100 learning rates: refused before anything is expanded, in
+    the file form and the flags form alike."""
+    lengths, rates = ",".join(str(n) for n in range(1, 101)), ",".join(f"0.{n:03d}" for n in range(1, 101))
+    argv = ["sweep", "--architectures", "lstm", "--tasks", "copy", "--seeds", "1000", "--vary",
+            f"task.length={lengths}", "--vary", f"optim.lr={rates}", "--dry-run", "--store", str(tmp_path / "s.sqlite")]
+    assert main(argv) == 2
+    assert "up to 10,000,000 runs, more than 100,000" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "s.sqlite").exists()

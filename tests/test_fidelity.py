@@ -164,6 +164,26 @@ def test_a_kill_between_a_history_write_and_its_checkpoint_leaves_no_duplicate_r
     assert resumed.metrics == reference.metrics
 
 
+def test_a_run_resumed_mid_window_logs_the_same_training_history(tmp_path):
+    """Killed right after the resume point of step 40, in the middle of the loss window of steps
+    26-50 (LOG_EVERY = 25): resumed, its train/loss at every round equals the uninterrupted
+    run's, window for window (the window's losses travel with the resume point)."""
+    settings = {**SMALL_COPY, "trainer.max_steps": "60", "trainer.val_every_steps": "20"}
+    reference = runner.run("gru", "copy", settings, store=tmp_path / "a" / "r.sqlite", progress=False)
+    store = tmp_path / "b" / "r.sqlite"
+    process = subprocess.run(_cli_command(tmp_path, store, "gru", settings), cwd=ROOT, capture_output=True,
+                             env={**os.environ, "KILL_AFTER_RESUME_POINT_AT": "validation:40"}, text=True)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    runner.run("gru", "copy", settings, store=store, progress=False)
+
+    def losses(path: Path) -> list[tuple[int, float]]:
+        return sorted((step, value) for _, step, name, value in ResultStore(path).history(reference.run_id)
+                      if name == "train/loss")
+
+    assert [step for step, _ in losses(store)] == [20, 40, 60]
+    assert losses(store) == losses(tmp_path / "a" / "r.sqlite")
+
+
 def test_a_run_resumed_after_its_last_validation_keeps_its_validation_metrics(tmp_path, monkeypatch):
     """Ctrl-C in the last training step: the run stops after the final validation; resumed, it
     has nothing left to train, and still records the validation metrics of its best checkpoint."""

@@ -109,3 +109,40 @@ def test_no_command_hangs_on_a_huge_stack(argv, tmp_path, capsys):
     store = [] if argv[0] == "check" else ["--store", str(tmp_path / "r.sqlite")]
     assert main([*argv, *store]) == 2
     assert "parameters" in capsys.readouterr().err
+
+
+def _cli_run(tmp_path, *settings: str) -> list[str]:
+    argv = ["run", "gru", "copy", "--no-progress", "--store", str(tmp_path / "r.sqlite")]
+    for setting in (*(f"{key}={value}" for key, value in QUICK.items()), *settings):
+        argv += ["--set", setting]
+    return argv
+
+
+def test_exit_codes_tell_refused_input_from_runs_that_did_not_complete_and_internal_errors(
+        tmp_path, capsys, monkeypatch):
+    """2: refused input, nothing recorded; 1: a run that started and diverged or failed (recorded
+    as such); 3: an internal error, with its traceback."""
+    from rnnbench.cli import main
+
+    assert main(_cli_run(tmp_path, "optim.lr=-1")) == 2
+    assert not (tmp_path / "r.sqlite").exists()
+    capsys.readouterr()
+
+    assert main(_cli_run(tmp_path, "optim.lr=1e6", "optim.clip_norm=none")) == 1
+    assert "diverged" in capsys.readouterr().err
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no accelerator today")
+
+    monkeypatch.setattr(runner.pl, "Trainer", broken)
+    assert main(_cli_run(tmp_path, "optim.lr=0.01")) == 1
+    err = capsys.readouterr().err
+    assert "recorded as failed" in err and "no accelerator today" in err
+    assert sorted(ResultStore(tmp_path / "r.sqlite").runs_frame().status) == ["diverged", "failed"]
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr("rnnbench.cli.cmd_list", bug)
+    assert main(["list"]) == 3
+    assert "internal error" in capsys.readouterr().err

@@ -141,6 +141,18 @@ def test_publish_of_a_sweep_that_never_ran_says_how_to_run_it(tmp_path, monkeypa
     assert "sweep 'later' has not run" in capsys.readouterr().err
 
 
+def test_publish_refuses_a_leaderboard_folder_that_links_outside_leaderboards(published, tmp_path, capsys):
+    """leaderboards/NAME a symlink to a folder elsewhere: refused, and nothing is written there."""
+    folder, store = published
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "sweep.yaml").write_text((folder / "sweep.yaml").read_text())
+    (tmp_path / "leaderboards" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    assert cli.main(["leaderboard", "publish", "linked", "--store", store]) == 2
+    assert "leads outside leaderboards/" in capsys.readouterr().err
+    assert [path.name for path in elsewhere.iterdir()] == ["sweep.yaml"]
+
+
 def test_reference_runs_are_published_in_a_table_of_their_own_and_never_ranked(published, capsys):
     """reference.yaml (a paper's full configuration, one seed): its runs travel in results.csv,
     marked, and show as a labelled table apart from the ranked ones."""

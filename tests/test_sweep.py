@@ -62,6 +62,17 @@ def _quick_file(tmp_path: Path, **extra) -> Path:
      "unknown tune.sampler 'grid'"),
     ({"overrides": {"task": {}}}, "unknown key 'overrides.task'. Did you mean 'tasks'?"),
     (["rnn"], "expected a mapping of keys"),
+    ({"set": {"trainer.max_steps": -5}, "budget": {"steps": 5}},
+     "trainer.max_steps is given in set and by budget"),
+    ({"set": {"trainer.max_epochs": 3}, "budget": {"steps": 5}}, "trainer.max_epochs is given in set and by budget"),
+    ({"set": {"optim.lr": 0.1}, "tune": {"trials": 2, "space": {"optim.lr": {"uniform": [0.1, 0.2]}}}},
+     "optim.lr is both fixed and tuned"),
+    ({"params": "20k", "tune": {"trials": 2, "space": {"arch.hidden_size": {"int": [4, 8]}}}},
+     "params chooses the hidden size, and tune.space tunes arch.hidden_size"),
+    ({"params": "20k", "vary": {"arch.hidden_size": [4, 8]}}, "chooses the hidden size, and arch.hidden_size is given too"),
+    ({"set": {"task.length": 5}, "vary": {"task.length": [5, 6]}}, "task.length is both fixed in set and varied"),
+    ({"vary": {"task.length": [5, 6]}, "overrides": {"tasks": {"copy": {"task.length": 7}}}},
+     "overrides.tasks.copy fixes task.length, which the sweep varies"),
 ])
 def test_a_bad_sweep_file_is_refused_with_one_line_naming_the_key(document, message):
     with pytest.raises(BenchmarkError, match=message.replace("(", r"\(").replace("?", r"\?").replace(".", r"\.")):
@@ -86,9 +97,16 @@ def test_bad_yaml_and_bad_settings_are_one_line_errors_on_the_command_line(tmp_p
     assert "--workers" in capsys.readouterr().err
 
 
+def _without(settings: dict[str, str], *keys: str) -> dict[str, str]:
+    """`settings` less `keys`: what a sweep file may fix beside a budget, a grid or a search
+    space that gives those keys their values."""
+    return {key: value for key, value in settings.items() if key not in keys}
+
+
 def test_a_file_plans_its_grid_overrides_budget_and_parameter_budget(tmp_path):
     spec = parse({"architectures": ["rnn", "gru"], "tasks": ["adding"], "seeds": [3, 5],
-                  "set": dict(QUICK), "budget": {"epochs": 2}, "params": "2k",
+                  "set": _without(QUICK, "trainer.max_steps", "arch.hidden_size", "task.length"),
+                  "budget": {"epochs": 2}, "params": "2k",
                   "vary": {"task.length": [6, 8]},
                   "overrides": {"architectures": {"gru": {"optim.lr": 0.01}}}})
     runs = plan_sweep(spec).runs
@@ -338,7 +356,7 @@ def test_ctrl_c_stops_the_workers_within_seconds_with_their_runs_recorded(tmp_pa
 
 def _tuning_file(tmp_path: Path, trials: int) -> Path:
     return _write(tmp_path, {"name": "tuned", "architectures": ["rnn", "gru"], "tasks": ["adding"],
-                             "seeds": [0, 1], "set": dict(QUICK),
+                             "seeds": [0, 1], "set": _without(QUICK, "arch.hidden_size"),   # tuned
                              "tune": {"trials": trials, "sampler": "random",
                                       "space": {"optim.lr": {"log_uniform": [1e-4, 3e-1]},
                                                 "arch.hidden_size": {"int": [4, 12]}}}})

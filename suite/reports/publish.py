@@ -45,6 +45,11 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     """Write leaderboards/NAME/ (see the module docstring) from the runs the sweep file
     leaderboards/NAME/sweep.yaml planned in `store`; return the folder."""
     folder = Path(root) / name
+    real_root = Path(root).resolve()
+    if folder.is_symlink() or not folder.resolve().is_relative_to(real_root):
+        raise BenchmarkError(f"{folder} leads outside {root}/ (to {folder.resolve()}): a leaderboard is "
+                             f"published into a folder of its own under {root}/; replace the link by "
+                             f"a folder")
     sweep_file = folder / "sweep.yaml"
     if not sweep_file.is_file():
         raise BenchmarkError(f"no sweep file at {sweep_file}: a published leaderboard comes from a "

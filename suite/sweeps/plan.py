@@ -12,16 +12,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rnnbench.core import registry
 from rnnbench.core.errors import BenchmarkError
-from rnnbench.training.prepare import prepare
+from rnnbench.training.prepare import prepare, run_identity
 from rnnbench.store import ResultStore
 from rnnbench.sweeps.spec import SweepSpec, setting_text
 
 # outcomes that make a sweep exit non-zero
 UNSUCCESSFUL = ("failed", "diverged", "interrupted")
+MAX_PLANNED_RUNS = 100_000   # a plan larger than this is refused before anything is expanded
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,44 @@ class PlannedRun:
     def as_record(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "config_id": self.config_id, "architecture": self.architecture, "task": self.task,
                 "seed": self.seed, "role": self.role, "trial": self.trial, "params": self.params}
+
+
+def planned_runs(architecture: str, task: str, seeds: list[int], overrides: dict[str, str],
+                 preset: str | None, point: dict[str, str]) -> list[PlannedRun]:
+    """One grid point's runs, one per seed: resolved once (the seed changes only the run id)."""
+    prepared = prepare(architecture, task, overrides, preset, seeds[0])
+    config = prepared.config.flat()
+    runs = []
+    for seed in seeds:
+        run_id, config_id = run_identity(prepared.architecture, prepared.task, prepared.config, seed)
+        runs.append(PlannedRun(architecture, task, seed, run_id, config_id, prepared.architecture.version,
+                               prepared.task.version, dict(overrides), preset, config, "run", None, {},
+                               dict(point)))
+    return runs
+
+
+def planned_size(spec: SweepSpec) -> int:
+    """How many runs the sweep file asks for at most, from its counts alone (every selected
+    pair, compatible or not, times its grid, times the seeds or the trials and seeds): what
+    `plan_sweep` checks before expanding anything."""
+    arch_names = spec.architectures or list(registry.architectures())
+    task_names = spec.tasks or list(registry.tasks())
+    per_point = (spec.tune.trials + len(spec.seeds)) if spec.tune is not None else len(spec.seeds)
+    total = 0
+    for task in task_names:
+        for architecture in arch_names:
+            if spec.selects(architecture, task):
+                axes = {**spec.vary, **spec.task_vary.get(task, {}), **spec.architecture_vary.get(architecture, {})}
+                total += math.prod(len(values) for values in axes.values()) * per_point
+    return total
+
+
+def _refuse_too_large(spec: SweepSpec) -> None:
+    size = planned_size(spec)
+    if size > MAX_PLANNED_RUNS:
+        raise BenchmarkError(f"the sweep plans up to {size:,} runs, more than {MAX_PLANNED_RUNS:,}: write fewer "
+                             f"seeds, values in vary, trials, architectures or tasks, or split it into "
+                             f"several sweep files")
 
 
 def planned_run(architecture: str, task: str, seed: int, overrides: dict[str, str],
@@ -119,6 +159,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                              "leave the option out for all")
     if not spec.seeds:
         raise BenchmarkError("the sweep has no seeds: pass --seeds 1 or more")
+    _refuse_too_large(spec)
     arch_names = spec.architectures or list(registry.architectures())
     task_names = spec.tasks or list(registry.tasks())
     for name in arch_names:
@@ -139,8 +180,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                     check_space(architecture, task, overrides, spec)
                     tuned.append(TunedPair(architecture, task, overrides, spec.preset))
                     continue
-                runs += [planned_run(architecture, task, seed, overrides, spec.preset, point=point)
-                         for seed in spec.seeds]
+                runs += planned_runs(architecture, task, spec.seeds, overrides, spec.preset, point)
     if not runs and not tuned:
         raise BenchmarkError("the sweep selects no compatible pair: see `rnnbench list --matrix`")
     return SweepPlan(spec, runs, tuned)
@@ -155,7 +195,7 @@ def _compatible(architecture: str, task: str, settings: dict[str, str]) -> bool:
                                        decoder_cls).ok
 
 
-def check_conformance(runs: list[PlannedRun], store: ResultStore) -> None:
+def check_conformance(runs: list[PlannedRun], store: ResultStore | None) -> None:
     """Refuse the sweep, before anything runs, if an architecture of the plan fails the
     conformance kit with its resolved options (a BenchmarkError with the kit's message); each
     verdict is computed once and kept in the store, where the sweep's runs find it."""
@@ -173,12 +213,15 @@ def check_conformance(runs: list[PlannedRun], store: ResultStore) -> None:
 # --------------------------------------------------------------------------- the plan, in words
 
 
-def describe(sweep_plan: SweepPlan, store: ResultStore, workers: int) -> str:
+def describe(sweep_plan: SweepPlan, store: ResultStore | None, path: Path, workers: int) -> str:
     """What `rnnbench sweep` prints before it starts: runs planned, completed and to do, and an
-    estimated time from the wall times of stored runs where there are any."""
+    estimated time from the wall times of stored runs where there are any. `store`: the results
+    store at `path`, None while there is none (a dry run creates none)."""
     spec = sweep_plan.spec
-    lines = [f"sweep {spec.name}: {sweep_plan.planned} runs planned into {store.path}"]
-    statuses = {item.run_id: store.status_of(item.run_id) for item in sweep_plan.runs}
+    lines = [f"sweep {spec.name}: {sweep_plan.planned} runs planned into {path}"
+             + ("" if store is not None else " (a new store)")]
+    recorded = store.statuses() if store is not None else {}
+    statuses = {item.run_id: recorded.get(item.run_id) for item in sweep_plan.runs}
     if sweep_plan.runs:
         done = sum(status == "completed" for status in statuses.values())
         earlier = Counter(status for status in statuses.values() if status not in (None, "completed"))
@@ -188,7 +231,7 @@ def describe(sweep_plan: SweepPlan, store: ResultStore, workers: int) -> str:
                      + "".join(f", {count} of them {status} before" for status, count in sorted(earlier.items())))
     if sweep_plan.tuned:
         tune = spec.tune
-        trials = store.sweep_frame(spec.name) if store.sweep_spec(spec.name) else None
+        trials = store.sweep_frame(spec.name) if store is not None and store.sweep_spec(spec.name) else None
         done = 0 if trials is None else int(((trials.role == "trial") & (trials.status == "completed")).sum())
         lines.append(f"  tuning: {len(sweep_plan.tuned)} (architecture, task) pairs x {tune.trials} "
                      f"trials ({tune.sampler} sampler over {', '.join(tune.space)}), {done} trials "
@@ -197,8 +240,9 @@ def describe(sweep_plan: SweepPlan, store: ResultStore, workers: int) -> str:
     return "\n".join(lines)
 
 
-def _estimate(sweep_plan: SweepPlan, statuses: dict[str, str | None], store: ResultStore, workers: int) -> str:
-    stored = store.wall_times()
+def _estimate(sweep_plan: SweepPlan, statuses: dict[str, str | None], store: ResultStore | None,
+              workers: int) -> str:
+    stored = store.wall_times() if store is not None else {}
     known, seconds, unknown = 0, 0.0, 0
     for item in sweep_plan.runs:
         if statuses.get(item.run_id) == "completed":
@@ -233,17 +277,19 @@ def _duration(seconds: float) -> str:
             else f"{seconds} s")
 
 
-def status_text(sweep_plan: SweepPlan, store: ResultStore) -> str:
-    """`rnnbench sweep status FILE`: where a sweep stands, by (task, architecture)."""
+def status_text(sweep_plan: SweepPlan, store: ResultStore | None, path: Path) -> str:
+    """`rnnbench sweep status FILE`: where a sweep stands, by (task, architecture); `store` None
+    while there is no store at `path`."""
     spec = sweep_plan.spec
-    frame = store.sweep_frame(spec.name) if store.sweep_spec(spec.name) else None
+    frame = store.sweep_frame(spec.name) if store is not None and store.sweep_spec(spec.name) else None
+    recorded = store.statuses() if store is not None else {}
     planned_ids = {item.run_id for item in sweep_plan.runs}
-    lines = [f"sweep {spec.name} in {store.path}: "
+    lines = [f"sweep {spec.name} in {path}: "
              + ("not started yet" if frame is None else
                 f"{int((frame.status == 'completed').sum())} of {sweep_plan.planned} runs completed")]
     rows: dict[tuple[str, str], Counter] = {}
     for item in sweep_plan.runs:
-        rows.setdefault((item.task, item.architecture), Counter())[store.status_of(item.run_id) or "planned"] += 1
+        rows.setdefault((item.task, item.architecture), Counter())[recorded.get(item.run_id) or "planned"] += 1
     if frame is not None:
         for record in frame.itertuples():
             if record.run_id not in planned_ids and record.role in ("trial", "best"):

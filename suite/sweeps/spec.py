@@ -109,6 +109,30 @@ def setting_text(value: Any) -> str:
     return str(value)
 
 
+class DuplicateKey(Exception):
+    """A mapping of the sweep file names one key twice (YAML would keep the last silently)."""
+
+
+def _unique_keys_loader() -> type:
+    """yaml's SafeLoader, refusing a mapping that names a key twice."""
+    import yaml
+
+    class UniqueKeysLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, str] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                mark = key_node.start_mark
+                where = f"line {mark.line + 1} column {mark.column + 1}"
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise DuplicateKey(f"the key '{key}' is given twice, at {seen[key]} and {where}: "
+                                       f"keep one of them")
+                seen.setdefault(key, where)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeysLoader
+
+
 def load(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; a BenchmarkError naming the file, the key and the fix."""
     import yaml
@@ -118,7 +142,9 @@ def load(path: str | Path) -> SweepSpec:
         raise BenchmarkError(f"no sweep file at {path}: pass the path of a YAML sweep file, e.g. "
                              f"leaderboards/quick/sweep.yaml")
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=_unique_keys_loader())
+    except DuplicateKey as error:
+        raise BenchmarkError(f"{path}: {error}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
@@ -136,7 +162,7 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
 
     if not isinstance(document, dict):
         raise fail(f"expected a mapping of keys ({', '.join(TOP_LEVEL)}), got "
-                   f"{_kind(document)}")
+                   f"{_kind(document)}: write it as key: value lines, e.g. architectures: [lstm]")
     for key in document:
         if key not in TOP_LEVEL:
             raise fail(f"unknown key '{key}'.{did_you_mean(str(key), TOP_LEVEL)} The keys are: "
@@ -155,19 +181,49 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
         raise fail(f"preset must be a preset's name, e.g. preset: quick, got {_kind(preset)}")
 
     settings = _settings(document.get("set") or {}, "set", fail)
-    settings.update(_budget_and_params(document, fail))
+    budget_settings = _budget_and_params(document, fail)
     vary = _vary(document.get("vary") or {}, "vary", fail)
+    _refuse_contradictions(settings, budget_settings, vary, fail)
+    settings.update(budget_settings)
 
     task_settings, task_vary, architecture_settings, architecture_vary, architecture_tasks = \
         _overrides(document.get("overrides") or {}, tasks, fail)
+    for where, per_name, grids in (("overrides.tasks", task_settings, task_vary),
+                                   ("overrides.architectures", architecture_settings, architecture_vary)):
+        for owner, fixed in per_name.items():
+            varied = set(fixed) & (set(vary) | set(grids.get(owner, {})))
+            if varied:
+                raise fail(f"{where}.{owner} fixes {', '.join(sorted(varied))}, which the sweep varies: "
+                           f"keep it in one of them")
     tune = _tune(document.get("tune"), fail) if document.get("tune") is not None else None
     if tune is not None:
         both = set(tune.space) & (set(vary).union(*task_vary.values(), *architecture_vary.values()))
         if both:
             raise fail(f"{', '.join(sorted(both))} is both varied and tuned: keep it in one of vary "
                        f"or tune.space")
+        fixed = set(tune.space) & set(settings).union(*task_settings.values(), *architecture_settings.values())
+        if fixed:
+            raise fail(f"{', '.join(sorted(fixed))} is both fixed and tuned: keep it in one of set "
+                       f"(or overrides) or tune.space")
+        if "arch.hidden_size" in tune.space and "arch.params" in settings:
+            raise fail("params chooses the hidden size, and tune.space tunes arch.hidden_size: keep "
+                       "one of them")
     return SweepSpec(name.strip(), architectures, tasks, seeds, preset, settings, vary, tune,
                      task_settings, architecture_settings, task_vary, architecture_vary, architecture_tasks)
+
+
+def _refuse_contradictions(settings: dict[str, str], budget: dict[str, str], vary: dict[str, list[str]],
+                           fail: Callable[[str], BenchmarkError]) -> None:
+    """One value per setting: `set` and `budget`/`params` may not both give one, nor `set` and
+    `vary`, and a parameter budget chooses the hidden size, so neither may name that."""
+    for key in sorted(set(settings) & set(budget)):
+        by = "params" if key == "arch.params" else "budget (which lifts the other two budgets)"
+        raise fail(f"{key} is given in set and by {by}: keep one of them")
+    for key in sorted(set(settings) & set(vary)):
+        raise fail(f"{key} is both fixed in set and varied in vary: keep it in one of them")
+    if "arch.params" in {**settings, **budget} and "arch.hidden_size" in {**settings, **vary}:
+        raise fail("params (a parameter budget) chooses the hidden size, and arch.hidden_size is given "
+                   "too: keep one of them")
 
 
 def _budget_and_params(document: dict[str, Any], fail: Callable[[str], BenchmarkError]) -> dict[str, str]:
@@ -183,7 +239,7 @@ def _budget_and_params(document: dict[str, Any], fail: Callable[[str], Benchmark
             raise fail(f"unknown budget '{kind}'.{did_you_mean(str(kind), BUDGETS)} Use steps, "
                        f"epochs or time_s")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-            raise fail(f"budget.{kind} must be a number, got {_kind(amount)}")
+            raise fail(f"budget.{kind} must be a number, e.g. budget: {{{kind}: 200}}, got {_kind(amount)}")
         settings.update({key: "none" for other, key in BUDGETS.items() if other != kind})
         settings[BUDGETS[kind]] = setting_text(amount)
     if document.get("params") is not None:
@@ -373,5 +429,5 @@ def _distribution(key: str, value: Any, fail) -> Distribution:
     if not low < high:
         raise fail(f"{where}.{kind}: low must be below high, got [{low}, {high}]")
     if kind == "log_uniform" and low <= 0:
-        raise fail(f"{where}.log_uniform needs a positive low, got {low}")
+        raise fail(f"{where}.log_uniform needs a positive low, got {low}: e.g. log_uniform: [1.0e-4, 0.1]")
     return Distribution(kind, (low, high) if kind == "int" else (float(low), float(high)))

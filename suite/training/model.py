@@ -7,7 +7,6 @@ import dataclasses
 import os
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -251,6 +250,8 @@ def initial_model(architecture: Architecture, task: Task, config: RunConfig,
                   seed: int) -> tuple[BenchmarkModel, int]:
     """(model, hidden size) exactly as a run with this seed starts training: seeded, sized to the
     parameter budget if there is one, and initialised."""
+    import pytorch_lightning as pl   # here: planning a sweep resolves models' sizes without Lightning
+
     pl.seed_everything(seed, workers=True, verbose=False)
     if config.model.params:
         check_model_fits(architecture, task, config, hidden_size=1)  # the budget search builds models

@@ -118,12 +118,15 @@ class TrainingModule(pl.LightningModule):
         checkpoint["carried_state"] = self._train_state
         checkpoint["initial_loss"] = self.initial_loss
         checkpoint["positions"] = self.positions.cpu()
+        # the losses of the window under way: a resumed run logs the same window mean
+        checkpoint["window_losses"] = [loss.cpu() for loss in self._window_losses]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         steps_counted_by_automatic_optimisation(checkpoint)
         self._train_state = checkpoint.get("carried_state")
         self.initial_loss = checkpoint.get("initial_loss")
         self.positions = checkpoint.get("positions", torch.zeros(2, dtype=torch.long))
+        self._window_losses = list(checkpoint.get("window_losses", []))
 
     def _count_positions(self, batch: Batch) -> None:
         """Note a training batch's sequences (the source and, for an encoder-decoder task, the
@@ -209,7 +212,8 @@ class TrainingModule(pl.LightningModule):
         self._add_tallies()
         if not self._window_losses:
             return
-        mean = torch.stack(self._window_losses).mean()
+        device = self._window_losses[-1].device   # a resumed window's first losses were saved on the CPU
+        mean = torch.stack([loss.to(device) for loss in self._window_losses]).mean()
         if self._trainer is not None and self.trainer.world_size > 1:
             mean = self.trainer.strategy.reduce(mean, reduce_op="mean")
         value = float(mean)

@@ -142,19 +142,21 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
 
 def _set_up(prepared: PreparedRun, names: tuple[str, str], seed: int, store: Recorder | str | os.PathLike, check: bool,
             preset: str | None) -> RunSetting:
-    """Build the model (refusing what cannot fit), require conformance, and record the run as
-    running; a DDP process of rank > 0 records nothing and resumes from rank 0's decision."""
+    """Build the model (refusing what cannot fit), require conformance, load the data, and only
+    then open the store (a refused run leaves no new store behind) and record the run as running;
+    a DDP process of rank > 0 records nothing and resumes from rank 0's decision."""
     config, run_id = prepared.config, prepared.run_id
-    store = ResultStore(store) if isinstance(store, (str, os.PathLike)) else store
     follower = config.trainer.devices > 1 and _launched_rank() > 0
-    if follower:   # a DDP process Lightning started: it trains its share, rank 0 records
-        store, check = UnrecordedStore(store), False
-    store.mark_stale_runs()
+    opened = _existing_store(store)
     architecture, task = prepared.architecture(), prepared.task(config.task_options)
     model, hidden_size = initial_model(architecture, task, config, seed)  # refuses what cannot fit
-    conformance = (conformance_verdicts.require(prepared.architecture, config.arch_options, store).message
-                   if check else conformance_verdicts.SKIPPED)
+    conformance = (conformance_verdicts.require(prepared.architecture, config.arch_options, opened).message
+                   if check and not follower else conformance_verdicts.SKIPPED)
     splits = task.splits(config.trainer.batch_size, seed)
+    store = opened or ResultStore(store)
+    if follower:   # a DDP process Lightning started: it trains its share, rank 0 records
+        store = UnrecordedStore(store)
+    store.mark_stale_runs()
     module = TrainingModule(model, task, config, steps_per_epoch=len(splits.train))
     checkpoint_dir = store.checkpoint_root / run_id
     resume_from = resume_checkpoint(checkpoint_dir, store.status_of(run_id))
@@ -170,6 +172,14 @@ def _set_up(prepared: PreparedRun, names: tuple[str, str], seed: int, store: Rec
                     task_info=task_info, keep_history=resume_from is not None)
     return RunSetting(prepared, store, module, splits, count_parameters(model), hidden_size,
                       count_fixed_weights(model), conformance, checkpoint_dir, resume_from, follower)
+
+
+def _existing_store(store: Recorder | str | os.PathLike) -> Recorder | None:
+    """The recorder, or the results store at a path that already holds one; None for a path
+    with no store yet (created once nothing can refuse the run any more)."""
+    if not isinstance(store, (str, os.PathLike)):
+        return store
+    return ResultStore(store) if Path(store).exists() else None
 
 
 def _train_recording_kernels(setting: RunSetting, recorder: RecordProgress, metrics: dict[str, float],
