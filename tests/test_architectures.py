@@ -31,6 +31,13 @@ VARIANTS: dict[str, list[dict]] = {
     "jordan": [{"state_decay": 0.5}],                 # Jordan's self-connected state units
     "leaky_rnn": [{"leak_rates": "fixed", "min_leak_rate": 0.05}],   # rates in a buffer
     "skip_rnn": [{"delays": "1"}, {"delays": "1+2+4+8"}],   # no cat of delayed states; a long window
+    "mamba": [{"negative_eigenvalues": True}, {"conv_kernel": 1}],   # transitions in (-1, 1); no window
+    "deltanet": [{"num_heads": 2, "chunk_size": 4}],    # several chunks and heads
+    "gated_deltanet": [{"num_heads": 2, "chunk_size": 4}],
+    "mlstm": [{"num_heads": 2}],
+    "slstm": [{"num_heads": 2}],
+    "lru": [{"state_size": 3}],                       # N below the hidden size
+    "s4d": [{"state_size": 2}],                       # one complex mode
 }
 
 # what each architecture must declare: (causal, structures, state layout, carries state, closed form)
@@ -46,6 +53,9 @@ DECLARED = {
     "jordan": (True, ("sequence",), "single", True, False),
     "leaky_rnn": (True, ("sequence",), "single", True, False),
     "skip_rnn": (True, ("sequence",), "single", True, False),
+    **{name: (True, ("sequence",), "single", True, False)
+       for name in ("mingru", "minlstm", "lru", "rglru", "s4d", "mamba", "deltanet", "gated_deltanet", "mlstm",
+                    "slstm", "indrnn")},
 }
 
 

@@ -26,6 +26,10 @@ sequence:
     carried_state, if declared: chunks run with the state carried equal the whole, for full-length
         items and for items of mixed lengths whose chunks are padded (the returned state must be
         the state at each item's last real step, not after the padding).
+    parallel_equals_recurrent, if declared (`Capabilities.parallel_form`): `forward` equals the
+        step-by-step `forward_recurrent` (outputs at real steps, final, returned state) on a padded
+        batch of mixed lengths, and equals itself run one step at a time and in chunks of 3 with
+        the state carried.
     gradient_reaches_first_step: the gradient of the last step's output reaches the first step's
         input in at least one of `GRADIENT_DRAWS` draws (encoder and inputs drawn afresh each time:
         dead ReLU units can block it in one draw; a detached or truncated path blocks it in all),

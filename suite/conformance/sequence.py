@@ -189,11 +189,42 @@ def determinism(subject: SequenceSubject) -> None:
     close(first, second, "two encoders built under the same seed give different outputs")
 
 
+def parallel_equals_recurrent(subject: SequenceSubject) -> None:
+    """The parallel path (`forward`) equals the step-by-step loop (`forward_recurrent`) on a
+    padded batch of mixed lengths, and equals itself run one step at a time and in chunks of 3
+    with the state carried between them."""
+    encoder = subject.build()
+    batch = subject.inputs([9, 6, 3], steps=9)
+    with torch.no_grad():
+        parallel = subject.run(encoder, batch)
+        recurrent = unpack(encoder.forward_recurrent(batch))
+        for item, length in enumerate(batch.lengths.tolist()):
+            close(parallel.outputs[item, :length], recurrent.outputs[item, :length],
+                  f"the parallel and step-by-step outputs of an item of length {length} differ")
+        close(parallel.final, recurrent.final, "the parallel and step-by-step final states differ")
+        close_state(parallel.state, recurrent.state, "the parallel and step-by-step returned states differ")
+        whole = subject.inputs([8, 8], offset=4)
+        full = subject.run(encoder, whole)
+        for size in (1, 3):
+            state, outputs = None, []
+            for start in range(0, 8, size):
+                part = whole.values[:, start:start + size]
+                out = subject.run(encoder, SequenceBatch(part, torch.full((2,), part.shape[1])), state)
+                state = out.state
+                outputs.append(out.outputs)
+            close(torch.cat(outputs, dim=1), full.outputs,
+                  f"run in chunks of {size} step(s) with the state carried, the outputs differ from "
+                  f"the whole sequence's (a chunk boundary loses or repeats part of the state)")
+            close_state(state, full.state, f"run in chunks of {size} step(s), the final returned state "
+                                           f"differs from the whole sequence's")
+
+
 def sequence_checks(architecture: Architecture, options: Any = None, seed: int = 0) -> list[Check]:
     """The checks that apply to a sequence encoder, in the order the kit runs them."""
     subject = SequenceSubject(architecture, options, seed)
     caps = architecture.capabilities
     chosen = [shapes, batch_invariance, padding_invariance, final_is_last_step,
               *([causality] if caps.causal else []), *([carried_state] if caps.carries_state else []),
+              *([parallel_equals_recurrent] if caps.parallel_form else []),
               gradient_reaches_first_step, determinism]
     return [Check(check.__name__, functools.partial(check, subject)) for check in chosen]

@@ -149,6 +149,10 @@ class Capabilities:
         and lists them in `Encoder.recurrent_matrices()`: `arch.recurrent_init=orthogonal` draws
         each orthogonal (Saxe et al. 2014). Leave it False for a fixed recurrence (an echo-state
         reservoir, which is never trained).
+    parallel_form: False (default). True if `forward` computes the whole sequence at once (a
+        scan, a convolution, a chunkwise form) and the encoder also offers the plain step-by-step
+        loop, `Encoder.forward_recurrent`: the conformance kit checks that the two agree, and
+        agree with the sequence run in chunks with the state carried.
     """
 
     causal: bool
@@ -158,6 +162,7 @@ class Capabilities:
     closed_form_readout: bool = False
     forget_gate: bool = False
     recurrent_matrices: bool = False
+    parallel_form: bool = False
 
     @property
     def directions(self) -> int:
@@ -192,6 +197,13 @@ class Encoder(nn.Module):
 
     def forward(self, inputs: Inputs, state: Any = None) -> EncoderOutput:  # pragma: no cover
         raise NotImplementedError
+
+    def forward_recurrent(self, inputs: Inputs, state: Any = None) -> EncoderOutput:
+        """The same function as `forward`, computed step by step (the recurrence written as a loop):
+        the reference that an encoder whose capabilities declare `parallel_form` is checked
+        against."""
+        raise BenchmarkError(f"{type(self).__name__} has no step-by-step path (its architecture does "
+                             f"not declare parallel_form)")
 
     def fit_readout(self, pairs: Iterable[tuple[Tensor, Tensor]], readout: nn.Linear) -> None:
         """Set the head's linear `readout` in closed form from (features, targets) pairs; only an
