@@ -40,9 +40,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def slow(session: nox.Session) -> None:
-    """Long tests: real training to published-quality numbers, and sweeps killed, raced and run on a
-    local Ray cluster."""
+    """Long tests: real training to published-quality numbers, sweeps killed, raced and run on a
+    local Ray cluster, the modern architectures on every task's quick preset and against their
+    outside implementations (tests/test_peers.py)."""
     _install(session, "[test,ray]")
+    # not suite dependencies: the peers of tests/test_peers.py (outside implementations, CPU-runnable)
+    session.install("mingru-pytorch", "lru-pytorch", "mambapy")
     session.run("pytest", "-q", "-m", "slow", *session.posargs, env=TEST_ENV | {"RNNBENCH_DATA": _data_dir()})
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 MODULES = ("runner_overhead", "sweep_overhead", "concurrency", "architectures", "scaling", "time_series",
-           "determinism")
+           "determinism", "modern")
 OTHERS = ("ptb_reference",)   # its own command: over the default set's 10 minutes on 2 CPUs
 RESULTS = Path(__file__).parent / "results"
 

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnbench import (Architecture, BenchmarkError, Capabilities, Encoder, EncoderOutput, Positive,
-                      SequenceBatch, register_architecture)
+                      SequenceBatch, register_architecture, sequence_output)
 
 GATE_START = 0.95   # Gated DeltaNet: alpha at the start
 
@@ -74,8 +74,7 @@ class DeltaNetEncoder(Encoder):
 
     def _output(self, o: Tensor, lengths: Tensor, memory: Tensor) -> EncoderOutput:
         outputs = self.out_projection(o.transpose(1, 2).flatten(2))
-        last = outputs[torch.arange(outputs.shape[0], device=outputs.device), (lengths - 1).to(outputs.device)]
-        return EncoderOutput(outputs, last.unsqueeze(1), memory)
+        return sequence_output(outputs, lengths, memory)
 
     def _initial(self, q: Tensor, state: Tensor | None) -> Tensor:
         return q.new_zeros(q.shape[0], self.heads, self.head_size, self.head_size) if state is None else state
@@ -97,12 +96,14 @@ class DeltaNetEncoder(Encoder):
         attend = (q @ k.transpose(-1, -2)) * ratio.tril()                         # (Gamma_t / Gamma_j) q_t.k_j
         to_end = torch.exp(cumulative[..., -1:] - cumulative).unsqueeze(-1)       # Gamma_C / Gamma_j
         memory, outputs = self._initial(q, state), []
-        for index in range(q.shape[2]):
-            corrections = w_v[:, :, index] - w_k[:, :, index] @ memory.transpose(-1, -2)     # U, (B, h, C, d)
-            gamma = cumulative[:, :, index].exp().unsqueeze(-1)
-            outputs.append(gamma * (q[:, :, index] @ memory.transpose(-1, -2)) + attend[:, :, index] @ corrections)
-            memory = (cumulative[:, :, index, -1:].exp().unsqueeze(-1) * memory
-                      + (corrections * to_end[:, :, index]).transpose(-1, -2) @ k[:, :, index])
+        # per chunk (unbind: one gradient buffer for all chunks, not one per slice)
+        for chunk_w_v, chunk_w_k, chunk_q, chunk_k, chunk_attend, chunk_to_end, chunk_log_gamma in zip(
+                *(t.unbind(2) for t in (w_v, w_k, q, k, attend, to_end, cumulative))):
+            corrections = chunk_w_v - chunk_w_k @ memory.transpose(-1, -2)                 # U, (B, h, C, d)
+            gamma = chunk_log_gamma.exp().unsqueeze(-1)
+            outputs.append(gamma * (chunk_q @ memory.transpose(-1, -2)) + chunk_attend @ corrections)
+            memory = (chunk_log_gamma[..., -1:].exp().unsqueeze(-1) * memory
+                      + (corrections * chunk_to_end).transpose(-1, -2) @ chunk_k)
         o = torch.cat(outputs, dim=2)[:, :, :steps]
         return self._output(o, inputs.lengths, memory)
 

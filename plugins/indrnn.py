@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnbench import (Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch,
-                      register_architecture)
+                      register_architecture, sequence_output)
 
 
 @dataclass
@@ -39,14 +39,11 @@ class IndRNNEncoder(Encoder):
         driven = self.input_projection(torch.where(real, inputs.values, 0.0))
         h = driven.new_zeros(driven.shape[0], self.output_size) if state is None else state
         outputs = []
-        for step in range(driven.shape[1]):
-            updated = torch.relu(torch.addcmul(driven[:, step], self.recurrent_weight, h))
-            h = torch.where(real[:, step], updated, h)
+        for step_input, step_real in zip(driven.unbind(1), real.unbind(1)):   # unbind: one gradient buffer
+            updated = torch.relu(torch.addcmul(step_input, self.recurrent_weight, h))
+            h = torch.where(step_real, updated, h)
             outputs.append(h)
-        history = torch.stack(outputs, dim=1)
-        last = history[torch.arange(history.shape[0], device=history.device),
-                       (inputs.lengths - 1).to(history.device)]
-        return EncoderOutput(history, last.unsqueeze(1), h)
+        return sequence_output(torch.stack(outputs, dim=1), inputs.lengths, h)
 
 
 @register_architecture("indrnn")

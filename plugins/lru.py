@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from rnnbench import (Architecture, AtLeast, BenchmarkError, Capabilities, Encoder, EncoderOutput, Positive,
                       SequenceBatch, UnitInterval, freeze_padding, linear_scan, register_architecture,
-                      sequential_scan)
+                      sequence_output, sequential_scan)
 
 
 @dataclass
@@ -75,8 +75,7 @@ class LRUEncoder(Encoder):
     def _output(self, states: Tensor, values: Tensor, lengths: Tensor) -> EncoderOutput:
         output = torch.complex(self.output_real, self.output_imag)
         outputs = F.gelu((states @ output.t()).real + self.skip(values))
-        last = outputs[torch.arange(outputs.shape[0], device=outputs.device), (lengths - 1).to(outputs.device)]
-        return EncoderOutput(outputs, last.unsqueeze(1), states[:, -1])
+        return sequence_output(outputs, lengths, states[:, -1])
 
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         decay, driven, values = self._coefficients(inputs)

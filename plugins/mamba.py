@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnbench import (Architecture, AtLeast, Capabilities, Encoder, EncoderOutput, Positive, SequenceBatch,
-                      freeze_padding, linear_scan, register_architecture, sequential_scan)
+                      freeze_padding, linear_scan, register_architecture, sequence_output,
+                      sequential_scan)
 
 
 @dataclass
@@ -88,8 +89,7 @@ class MambaEncoder(Encoder):
                 history: Tensor) -> EncoderOutput:
         y = (states * c.unsqueeze(2)).sum(-1) + self.skip * x
         outputs = self.out_projection(y * F.silu(z))
-        last = outputs[torch.arange(outputs.shape[0], device=outputs.device), (lengths - 1).to(outputs.device)]
-        return EncoderOutput(outputs, last.unsqueeze(1), (history, states[:, -1]))
+        return sequence_output(outputs, lengths, (history, states[:, -1]))
 
     def forward(self, inputs: SequenceBatch, state: tuple[Tensor, Tensor] | None = None) -> EncoderOutput:
         x, z, history = self._convolved(inputs, state)

@@ -7,11 +7,15 @@ minLSTM:  f_t = sigmoid(W_f x_t + b_f),  i_t = sigmoid(W_i x_t + b_i),  h~_t = g
           f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)
           h_t = f'_t * h_{t-1} + i'_t * h~_t
 
-g(x) = x + 0.5 for x >= 0 and sigmoid(x) below (the paper's appendix): h~ > 0, so every h_t > 0
-and the recurrence runs in log space, `log_space_scan` (Heinsen 2023): log(1 - z) = -softplus(k),
-log z = -softplus(-k) for k the gate's pre-activation, and for minLSTM log f' = -softplus(d),
-log i' = -softplus(-d) with d = softplus(-k_f) - softplus(-k_i). The gates never see h_{t-1}, so
-every step's gates are one matmul over the whole sequence. `forward_recurrent` is the loop of the
+g(x) = x + 0.5 for x >= 0 and sigmoid(x) below (the paper's appendix B.3, its log-space version):
+h~ > 0, so every h_t > 0. The coefficients are computed in log space as the paper does,
+log(1 - z) = -softplus(k), log z = -softplus(-k) for k the gate's pre-activation, and for minLSTM
+log f' = -softplus(d), log i' = -softplus(-d) with d = softplus(-k_f) - softplus(-k_i). The gates
+never see h_{t-1}, so every step's gates are one matmul over the whole sequence. The paper then
+scans in log space (Heinsen 2023) because its closed-form scan divides by cumulative products;
+here the chunked `linear_scan` (products over one chunk at most, no division) is as stable in
+linear space and, on a CPU, several times faster than `log_space_scan` (torch's logcumsumexp):
+7.4 ms against 1.1 ms for (4, 1024, 64) on one thread. The two agree (tests/test_modern_architectures.py). `forward_recurrent` is the loop of the
 equations above. The carried state is h at each item's last real step (h_0 = 0).
 
 Initialisation: `nn.Linear`'s. Parameters: minGRU 2 (I H + H), minLSTM 3 (I H + H).
@@ -25,8 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnbench import (Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch, log_space_scan,
-                      register_architecture)
+from rnnbench import (Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch, freeze_padding,
+                      linear_scan, log_space_scan, register_architecture, sequence_output)
 
 
 def g(values: Tensor) -> Tensor:
@@ -66,13 +70,18 @@ class MinRNNEncoder(Encoder):
 
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         log_decay, log_weight, candidate = self._log_coefficients(inputs)
+        decays, driven = freeze_padding(log_decay.exp(), torch.exp(log_weight + log_g(candidate)), inputs.mask())
+        return _output(linear_scan(decays, driven, state), inputs.lengths)
+
+    def forward_log_space(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
+        """`forward` with the paper's log-space scan (`log_space_scan`), for comparison."""
+        log_decay, log_weight, candidate = self._log_coefficients(inputs)
         real = inputs.mask().unsqueeze(-1)
         # a padded step keeps the state: decay 1 (log 0), nothing added (log 0 = -inf)
         log_decay = torch.where(real, log_decay, 0.0)
         log_input = torch.where(real, log_weight + log_g(candidate), float("-inf"))
         log_initial = None if state is None else torch.log(state)
-        outputs = torch.exp(log_space_scan(log_decay, log_input, log_initial))
-        return _output(outputs, inputs.lengths)
+        return _output(torch.exp(log_space_scan(log_decay, log_input, log_initial)), inputs.lengths)
 
     def forward_recurrent(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         log_decay, log_weight, candidate = self._log_coefficients(inputs)
@@ -80,22 +89,21 @@ class MinRNNEncoder(Encoder):
         mask = inputs.mask()
         h = decay.new_zeros(decay.shape[0], self.output_size) if state is None else state
         outputs = []
-        for step in range(decay.shape[1]):
-            updated = decay[:, step] * h + weight[:, step] * value[:, step]
-            h = torch.where(mask[:, step].unsqueeze(-1), updated, h)
+        for step_decay, step_weight, step_value, step_real in zip(decay.unbind(1), weight.unbind(1),
+                                                                   value.unbind(1), mask.unbind(1)):
+            h = torch.where(step_real.unsqueeze(-1), step_decay * h + step_weight * step_value, h)
             outputs.append(h)
         return _output(torch.stack(outputs, dim=1), inputs.lengths)
 
 
 def _output(outputs: Tensor, lengths: Tensor) -> EncoderOutput:
-    """Per-step h, the final h (at each item's last real step, where the state stopped moving)."""
-    last = outputs[torch.arange(outputs.shape[0], device=outputs.device), (lengths - 1).to(outputs.device)]
-    return EncoderOutput(outputs, last.unsqueeze(1), outputs[:, -1])
+    """Per-step h; the state is h after the last step, where padding left it."""
+    return sequence_output(outputs, lengths, outputs[:, -1])
 
 
 @register_architecture("mingru")
 class MinGRU(Architecture):
-    """minGRU (Feng et al. 2024): a GRU whose gates read only x_t, scanned in log space."""
+    """minGRU (Feng et al. 2024): a GRU whose gates read only x_t, scanned in parallel."""
 
     capabilities = Capabilities(causal=True, structures=("sequence",), parallel_form=True)
     Options = MinRNNOptions
@@ -106,7 +114,7 @@ class MinGRU(Architecture):
 
 @register_architecture("minlstm")
 class MinLSTM(Architecture):
-    """minLSTM (Feng et al. 2024): normalised forget and input gates from x_t, scanned in log space."""
+    """minLSTM (Feng et al. 2024): normalised forget and input gates from x_t, scanned in parallel."""
 
     capabilities = Capabilities(causal=True, structures=("sequence",), parallel_form=True)
     Options = MinRNNOptions

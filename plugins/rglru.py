@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnbench import (Architecture, Capabilities, Encoder, EncoderOutput, SequenceBatch, freeze_padding,
-                      linear_scan, register_architecture, sequential_scan)
+                      linear_scan, register_architecture, sequence_output, sequential_scan)
 
 GATE_POWER = 8.0   # c
 
@@ -55,8 +55,7 @@ class RGLRUEncoder(Encoder):
 
     def _output(self, states: Tensor, branch: Tensor, lengths: Tensor) -> EncoderOutput:
         outputs = states * branch
-        last = outputs[torch.arange(outputs.shape[0], device=outputs.device), (lengths - 1).to(outputs.device)]
-        return EncoderOutput(outputs, last.unsqueeze(1), states[:, -1])
+        return sequence_output(outputs, lengths, states[:, -1])
 
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         decays, driven, branch = self._coefficients(inputs)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnbench import (Architecture, BenchmarkError, Capabilities, Encoder, EncoderOutput, Positive,
-                      SequenceBatch, register_architecture)
+                      SequenceBatch, register_architecture, sequence_output)
 
 
 @dataclass
@@ -87,7 +87,7 @@ class S4DEncoder(Encoder):
         if state is not None:
             y = y + 2 * torch.einsum("bhn,hnt->bth", c * state, powers[..., 1:]).real
             final_state = final_state + torch.exp(dt_a * lengths.view(-1, 1, 1)) * state
-        return _output(F.gelu(y), lengths, final_state)
+        return sequence_output(F.gelu(y), lengths, final_state)
 
     def forward_recurrent(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         u = self._inputs(inputs)
@@ -99,12 +99,7 @@ class S4DEncoder(Encoder):
             updated = a_bar * h + b_bar * u[:, step].unsqueeze(-1)
             h = torch.where(real[:, step].view(-1, 1, 1), updated, h)
             outputs.append(2 * (c * h).sum(-1).real + self.skip * u[:, step])
-        return _output(F.gelu(torch.stack(outputs, dim=1)), inputs.lengths.to(u.device), h)
-
-
-def _output(outputs: Tensor, lengths: Tensor, state: Tensor) -> EncoderOutput:
-    last = outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths - 1]
-    return EncoderOutput(outputs, last.unsqueeze(1), state)
+        return sequence_output(F.gelu(torch.stack(outputs, dim=1)), inputs.lengths, h)
 
 
 @register_architecture("s4d")

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnbench import (Architecture, BenchmarkError, Capabilities, Encoder, EncoderOutput, Positive,
-                      SequenceBatch, register_architecture)
+                      SequenceBatch, register_architecture, sequence_output)
 
 
 @dataclass
@@ -46,10 +46,6 @@ def _check_heads(hidden_size: int, heads: int) -> None:
     if hidden_size % heads:
         raise BenchmarkError(f"the hidden size {hidden_size} does not divide into arch.num_heads={heads} "
                              f"heads: choose a divisor, e.g. arch.num_heads=1")
-
-
-def _last(outputs: Tensor, lengths: Tensor) -> Tensor:
-    return outputs[torch.arange(outputs.shape[0], device=outputs.device), (lengths - 1).to(outputs.device)]
 
 
 class MLSTMEncoder(Encoder):
@@ -79,7 +75,7 @@ class MLSTMEncoder(Encoder):
 
     def _output(self, h: Tensor, o: Tensor, lengths: Tensor, state: tuple) -> EncoderOutput:
         outputs = self.out_projection(o * h.transpose(1, 2).flatten(2))
-        return EncoderOutput(outputs, _last(outputs, lengths).unsqueeze(1), state)
+        return sequence_output(outputs, lengths, state)
 
     def forward(self, inputs: SequenceBatch, state: tuple[Tensor, Tensor, Tensor] | None = None) -> EncoderOutput:
         q, k, v, o, input_gate, log_forget = self._gates(inputs)
@@ -162,10 +158,10 @@ class SLSTMEncoder(Encoder):
             state = (zeros, zeros, driven.new_full((batch, self.output_size), float("-inf")), zeros)
         c, n, m, h = state
         outputs = []
-        for t in range(driven.shape[1]):
+        for step_input, step_real in zip(driven.unbind(1), real.unbind(1)):   # unbind: one gradient buffer
             heads = h.view(1, batch, self.heads, 1, self.head_size)
             recurrent = (heads @ self.recurrent.transpose(-1, -2).unsqueeze(1)).squeeze(-2)   # (4, B, heads, d)
-            pre = driven[:, t] + recurrent.permute(1, 0, 2, 3).reshape(batch, 4 * self.output_size)
+            pre = step_input + recurrent.permute(1, 0, 2, 3).reshape(batch, 4 * self.output_size)
             z, input_gate, forget, out = pre.chunk(4, dim=-1)
             log_forget = F.logsigmoid(forget)
             m_new = torch.maximum(log_forget + m, input_gate)
@@ -173,11 +169,11 @@ class SLSTMEncoder(Encoder):
             c_new = f_gate * c + i_gate * torch.tanh(z)
             n_new = f_gate * n + i_gate
             h_new = torch.sigmoid(out) * c_new / n_new
-            keep = real[:, t].unsqueeze(-1)
+            keep = step_real.unsqueeze(-1)
             c, n, m, h = (torch.where(keep, new, old) for new, old in ((c_new, c), (n_new, n), (m_new, m), (h_new, h)))
             outputs.append(h)
         history = torch.stack(outputs, dim=1)
-        return EncoderOutput(history, _last(history, inputs.lengths).unsqueeze(1), (c, n, m, h))
+        return sequence_output(history, inputs.lengths, (c, n, m, h))
 
 
 @register_architecture("mlstm")

@@ -18,7 +18,7 @@ _PUBLIC = {
     "rnnbench.core.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder",
                            "EncoderOutput", "SequenceBatch", "TreeBatch", "GridBatch", "Batch",
                            "Inputs", "InputSpec", "Splits", "Reference", "IGNORE_INDEX",
-                           "DecoderParts", "DECODER"),
+                           "DecoderParts", "DECODER", "sequence_output"),
     "rnnbench.core.registry": ("register_architecture", "register_task"),
     "rnnbench.core.errors": ("BenchmarkError",),
     "rnnbench.core.constraints": ("Constraint", "Positive", "NonNegative", "Probability", "UnitInterval",

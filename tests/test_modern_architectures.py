@@ -128,3 +128,44 @@ def test_negative_eigenvalues_put_mambas_transitions_in_minus_one_one():
         decays, _, _ = encoder._selective(x, batch.mask())
         assert decays.min() >= lowest and decays.max() < 1.0
         assert (decays.min() < 0) == negative
+
+
+def _quick_cases() -> list:
+    tasks = {name: cls for name, cls in registry.tasks().items() if not name.startswith("test-")}
+    return [pytest.param(name, task, id=f"{name}-{task}") for name in MODERN for task, cls in tasks.items()
+            if registry.pair_compatibility(registry.get_architecture(name), cls).ok]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, task", _quick_cases())
+def test_every_modern_architecture_takes_the_quick_preset_of_every_task_it_can_run(name, task, tmp_path):
+    """One training step with the task's quick preset on a slice of its data (as
+    tests/test_task_presets.py does with one architecture per task)."""
+    import dataclasses
+
+    from conftest import require_datasets
+    from rnnbench.core.errors import BenchmarkError
+    from test_task_presets import MISSING, ONE_STEP, SLICE
+
+    fields = {field.name for field in dataclasses.fields(registry.get_task(task).Options)}
+    overrides = {**ONE_STEP, **{f"task.{key}": str(value) for key, value in SLICE.items() if key in fields}}
+    try:
+        result = run(name, task, overrides, preset="quick", store=tmp_path / "r.sqlite", progress=False)
+    except BenchmarkError as error:
+        missing = MISSING.search(str(error))
+        if missing is None:
+            raise
+        require_datasets((missing.group(1),))
+        raise
+    assert result.status == "completed"
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_min_rnns_agree_with_the_papers_log_space_scan(name):
+    architecture = registry.get_architecture(name)
+    encoder = architecture().build(3, 6, architecture.Options())
+    batch = SequenceBatch(torch.randn(3, 40, 3), torch.tensor([40, 25, 7]))
+    first = encoder(SequenceBatch(batch.values[:, :20], torch.tensor([20, 20, 7])))
+    for state in (None, first.state):
+        assert torch.allclose(encoder(batch, state).outputs, encoder.forward_log_space(batch, state).outputs,
+                              atol=1e-5, rtol=1e-4)

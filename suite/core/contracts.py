@@ -519,3 +519,13 @@ def undeclared(cls: type) -> list[str]:
                 if getattr(cls, name) is getattr(base, name)]
     problems += [f"set the class attribute `{name}`" for name in attributes if not hasattr(cls, name)]
     return problems
+
+
+def sequence_output(outputs: Tensor, lengths: Tensor, state: Any) -> EncoderOutput:
+    """A causal single-direction sequence encoder's `EncoderOutput` from its per-step outputs
+    (B, T, O): zeros on padded steps, `final` the output at each item's last real step, `state`
+    as given."""
+    lengths = lengths.to(outputs.device)
+    real = torch.arange(outputs.shape[1], device=outputs.device) < lengths.unsqueeze(1)
+    last = outputs[torch.arange(outputs.shape[0], device=outputs.device), lengths - 1]
+    return EncoderOutput(torch.where(real.unsqueeze(-1), outputs, 0.0), last.unsqueeze(1), state)

@@ -171,7 +171,7 @@ def _lookup(table: dict, kind: str, name: str, listing: str) -> type:
                              f"fix or reinstall the package that provides it")
     failed = ""
     if _load_errors:
-        failed = (f" Plugins that failed to load (one may provide it): "
+        failed = (" Plugins that failed to load (one may provide it): "
                   + "; ".join(f"{key} ({error})" for key, error in sorted(_load_errors.items())) + ".")
     raise BenchmarkError(f"unknown {kind} '{name}'.{did_you_mean(name, table)} "
                          f"See `{listing}` for the registered names.{failed}")

@@ -208,7 +208,7 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> st
              + (" (and the reference runs of [reference.yaml](reference.yaml), shown apart and not ranked)"
                 if (folder / "reference.yaml").is_file() else "")
              + "; every number below is computed from "
-             f"[results.csv](results.csv) (one row per run). Also as a page: [index.html](index.html).", "",
+             "[results.csv](results.csv) (one row per run). Also as a page: [index.html](index.html).", "",
              f"- Runs: {len(runs)} ({', '.join(f'{count} {status}' for status, count in statuses.items())}), "
              f"{len(spec.seeds)} seed(s) planned per configuration.",
              f"- Hardware: {_hardware(environment)}.",

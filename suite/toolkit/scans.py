@@ -9,10 +9,11 @@ the scan). Three ways to compute every h_t, equal to float32 tolerance:
 
 - `sequential_scan`: the loop itself, the reference (as flash-linear-attention keeps a `naive`
   path beside every fast one);
-- `linear_scan`: the parallel prefix scan by recursive doubling (Hillis & Steele 1986) over the
-  associative operator (a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2): ceil(log2 T) steps of
-  elementwise work, only products and sums, so it is stable for decays of any sign, complex ones
-  included (LRU);
+- `linear_scan`: a two-level (chunked) scan: about sqrt(T) chunks scanned at once, then the
+  states carried across chunks: about 2 sqrt(T) steps of Python, only products (over one chunk at
+  most) and sums, so it is stable for decays of any sign, complex ones included (LRU);
+- `doubling_scan`: the textbook parallel prefix scan by recursive doubling (Hillis & Steele 1986),
+  log2 T passes over the whole sequence: equal, and slower on a CPU;
 - `log_space_scan`: for positive decays and positive inputs, in log space (Heinsen 2023, as
   minGRU's paper does): log h_t = a*_t + logcumsumexp(log b_t - a*_t), a*_t = cumsum log a_t.
 
@@ -22,24 +23,67 @@ last real step is the state at the end (`freeze_padding`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+
+LOOP_ELEMENTS = 8_192   # a step this large: the plain loop is as fast as the chunked scan on a CPU
 
 
 def sequential_scan(decays: Tensor, inputs: Tensor, initial: Tensor | None = None) -> Tensor:
     """h_t = a_t * h_{t-1} + b_t step by step; (B, T, ...) -> every h_t, (B, T, ...)."""
     state = torch.zeros_like(inputs[:, 0]) if initial is None else initial
     states = []
-    for step in range(inputs.shape[1]):
-        state = decays[:, step] * state + inputs[:, step]
+    # unbind, not decays[:, t]: each slice's backward would fill a gradient as large as the input
+    for decay, step_input in zip(decays.expand_as(inputs).unbind(1), inputs.unbind(1)):
+        state = decay * state + step_input
         states.append(state)
     return torch.stack(states, dim=1)
 
 
 def linear_scan(decays: Tensor, inputs: Tensor, initial: Tensor | None = None) -> Tensor:
-    """Every h_t of h_t = a_t * h_{t-1} + b_t by recursive doubling: after the step with offset
-    d, (a_t, b_t) hold the composition of the 2d steps ending at t. (B, T, ...) -> (B, T, ...);
-    `decays` broadcasts against `inputs`."""
+    """Every h_t of h_t = a_t * h_{t-1} + b_t, in two levels: the T steps cut into about sqrt(T)
+    chunks of about sqrt(T) steps. First each chunk's own end state (from zero) and the product of
+    its decays, every chunk at once; then the state entering each chunk, carried from chunk to
+    chunk; then every chunk again from its entering state, every chunk at once, keeping each h.
+    Products over at most one chunk, sums, no division: stable for decays of any sign or phase,
+    and about 3 sqrt(T) steps of Python instead of T. When one step alone holds `LOOP_ELEMENTS`
+    numbers or more, the plain loop is as fast (its steps are not dominated by the per-operation
+    overhead, and it reads the data once) and is used. (B, T, ...) -> (B, T, ...); `decays`
+    broadcasts."""
+    decays = decays.expand_as(inputs)
+    batch, steps, rest = inputs.shape[0], inputs.shape[1], inputs.shape[2:]
+    if inputs[:, 0].numel() >= LOOP_ELEMENTS or steps < 4:
+        return sequential_scan(decays, inputs, initial)
+    size = math.isqrt(steps - 1) + 1
+    chunks = -(-steps // size)
+    extra = chunks * size - steps
+    if extra:   # whole chunks: padded steps keep the state (a = 1, b = 0)
+        decays = torch.cat([decays, decays.new_ones(batch, extra, *rest)], dim=1)
+        inputs = torch.cat([inputs, inputs.new_zeros(batch, extra, *rest)], dim=1)
+    # unbind, not a[:, :, t]: each slice's backward would fill a gradient as large as the input
+    a = decays.reshape(batch, chunks, size, *rest).unbind(2)
+    b = inputs.reshape(batch, chunks, size, *rest).unbind(2)
+    end, product = b[0], a[0]
+    for decay, step_input in zip(a[1:], b[1:]):
+        end, product = decay * end + step_input, product * decay
+    entering = [torch.zeros_like(inputs[:, 0]) if initial is None else initial.expand_as(inputs[:, 0])]
+    for chunk_product, chunk_end in zip(product.unbind(1)[:-1], end.unbind(1)[:-1]):
+        entering.append(chunk_product * entering[-1] + chunk_end)
+    state, states = torch.stack(entering, dim=1), []
+    for decay, step_input in zip(a, b):
+        state = decay * state + step_input
+        states.append(state)
+    return torch.stack(states, dim=2).reshape(batch, chunks * size, *rest)[:, :steps]
+
+
+def doubling_scan(decays: Tensor, inputs: Tensor, initial: Tensor | None = None) -> Tensor:
+    """Every h_t by recursive doubling (Hillis & Steele 1986) over the associative operator
+    (a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2): ceil(log2 T) steps over the whole tensor. The
+    textbook parallel scan; on a CPU it moves log2 T times the data of `linear_scan`, which is
+    faster there (python -m benchmarks modern)."""
     decays = decays.expand_as(inputs)
     if initial is not None:   # fold h_0 into the first step: b_1 + a_1 h_0
         inputs = torch.cat([(inputs[:, :1] + decays[:, :1] * initial.unsqueeze(1)), inputs[:, 1:]], dim=1)
