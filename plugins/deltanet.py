@@ -11,12 +11,9 @@ Gated DeltaNet alpha_t = sigmoid(w_a . x_t + b_a), its bias started at logit(0.9
 outputs are concatenated and projected (W_o). The papers' output norm and gate are left out: the
 recurrence is what is compared.
 
-Trained chunkwise (Yang et al. 2024, the WY / UT form): within a chunk of C steps with
-Gamma_t = prod_{i<=t} alpha_i, the memory's corrections u_t solve the triangular system
-(I + L) U = diag(beta) (V - diag(Gamma) K S^T), L_tj = beta_t (Gamma_t / Gamma_j) k_t^T k_j (j < t),
-so o_t = Gamma_t S q_t + sum_{j<=t} (Gamma_t / Gamma_j) (k_j^T q_t) u_j and the next chunk starts
-from Gamma_C S + sum_j (Gamma_C / Gamma_j) u_j k_j^T: one triangular solve per chunk for all of
-them, a loop over T / C chunks. `forward_recurrent` is the step-by-step rule. Padded steps take
+Trained chunkwise (Yang et al. 2024, the WY / UT form; `delta_rule_chunkwise` of the scan
+toolkit, where the derivation is), run step by step by `forward_recurrent`
+(`delta_rule_sequential`). Padded steps take
 beta = 0 and alpha = 1 (the memory is left as it was). The carried state is S, (B, heads, d, d).
 """
 
@@ -31,7 +28,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnbench import (Architecture, BenchmarkError, Capabilities, Encoder, EncoderOutput, Positive,
-                      SequenceBatch, register_architecture, sequence_output)
+                      SequenceBatch, delta_rule_chunkwise, delta_rule_sequential, register_architecture,
+                      sequence_output)
 
 GATE_START = 0.95   # Gated DeltaNet: alpha at the start
 
@@ -81,41 +79,12 @@ class DeltaNetEncoder(Encoder):
 
     def forward(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         q, k, v, beta, log_alpha = self._heads(inputs)
-        steps = q.shape[2]
-        extra = -steps % self.chunk                     # padded to whole chunks: beta 0, alpha 1
-        q, k, v = (F.pad(t, (0, 0, 0, extra)).unflatten(2, (-1, self.chunk)) for t in (q, k, v))
-        beta, log_alpha = (F.pad(t, (0, extra)).unflatten(2, (-1, self.chunk)) for t in (beta, log_alpha))
-        cumulative = log_alpha.cumsum(-1)                                          # log Gamma, (B, h, n, C)
-        ratio = torch.exp((cumulative.unsqueeze(-1) - cumulative.unsqueeze(-2)).tril())   # Gamma_t / Gamma_j
-        strictly = torch.ones(self.chunk, self.chunk, dtype=torch.bool, device=q.device).tril(-1)
-        lower = (beta.unsqueeze(-1) * ratio * (k @ k.transpose(-1, -2))).masked_fill(~strictly, 0.0)
-        system = lower + torch.eye(self.chunk, device=q.device)
-        w_v = torch.linalg.solve_triangular(system, beta.unsqueeze(-1) * v, upper=False, unitriangular=True)
-        w_k = torch.linalg.solve_triangular(system, (beta * cumulative.exp()).unsqueeze(-1) * k, upper=False,
-                                            unitriangular=True)
-        attend = (q @ k.transpose(-1, -2)) * ratio.tril()                         # (Gamma_t / Gamma_j) q_t.k_j
-        to_end = torch.exp(cumulative[..., -1:] - cumulative).unsqueeze(-1)       # Gamma_C / Gamma_j
-        memory, outputs = self._initial(q, state), []
-        # per chunk (unbind: one gradient buffer for all chunks, not one per slice)
-        for chunk_w_v, chunk_w_k, chunk_q, chunk_k, chunk_attend, chunk_to_end, chunk_log_gamma in zip(
-                *(t.unbind(2) for t in (w_v, w_k, q, k, attend, to_end, cumulative))):
-            corrections = chunk_w_v - chunk_w_k @ memory.transpose(-1, -2)                 # U, (B, h, C, d)
-            gamma = chunk_log_gamma.exp().unsqueeze(-1)
-            outputs.append(gamma * (chunk_q @ memory.transpose(-1, -2)) + chunk_attend @ corrections)
-            memory = (chunk_log_gamma[..., -1:].exp().unsqueeze(-1) * memory
-                      + (corrections * chunk_to_end).transpose(-1, -2) @ chunk_k)
-        o = torch.cat(outputs, dim=2)[:, :, :steps]
+        o, memory = delta_rule_chunkwise(q, k, v, beta, log_alpha, self._initial(q, state), self.chunk)
         return self._output(o, inputs.lengths, memory)
 
     def forward_recurrent(self, inputs: SequenceBatch, state: Tensor | None = None) -> EncoderOutput:
         q, k, v, beta, log_alpha = self._heads(inputs)
-        memory, outputs = self._initial(q, state), []
-        for step in range(q.shape[2]):
-            decayed = log_alpha[:, :, step].exp().view(*beta.shape[:2], 1, 1) * memory
-            key, value = k[:, :, step].unsqueeze(-1), v[:, :, step].unsqueeze(-1)   # (B, h, d, 1)
-            memory = decayed + beta[:, :, step].view(*beta.shape[:2], 1, 1) * (value - decayed @ key) @ key.transpose(-1, -2)
-            outputs.append(memory @ q[:, :, step].unsqueeze(-1))
-        o = torch.cat(outputs, dim=-1).transpose(-1, -2)                         # (B, h, T, d)
+        o, memory = delta_rule_sequential(q, k, v, beta, log_alpha, self._initial(q, state))
         return self._output(o, inputs.lengths, memory)
 
 

@@ -29,7 +29,8 @@ _PUBLIC = {
     "rnnbench.toolkit.batching": ("IndexBatches",),
     "rnnbench.toolkit.seq2seq_head": ("Seq2SeqHead",),
     "rnnbench.toolkit.decoding": ("greedy_decode", "beam_search"),
-    "rnnbench.toolkit.scans": ("linear_scan", "log_space_scan", "sequential_scan", "freeze_padding"),
+    "rnnbench.toolkit.scans": ("linear_scan", "log_space_scan", "sequential_scan", "freeze_padding",
+                               "delta_rule_chunkwise", "delta_rule_sequential"),
     "rnnbench.conformance.kit": ("check_architecture", "conformance_checks", "ConformanceError"),
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}

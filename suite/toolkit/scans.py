@@ -19,6 +19,13 @@ the scan). Three ways to compute every h_t, equal to float32 tolerance:
 
 Padding: a padded step with a = 1 and b = 0 leaves the state as it was, so the state after the
 last real step is the state at the end (`freeze_padding`).
+
+A matrix-valued state written by the (gated) delta rule, per head (DeltaNet, Gated DeltaNet),
+
+    S_t = alpha_t S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,     o_t = S_t q_t,
+
+has its chunkwise form in `delta_rule_chunkwise` (Yang et al. 2024, the WY / UT form) and its
+reference in `delta_rule_sequential`; beta_t = 0 and alpha_t = 1 leave the memory as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 
 LOOP_ELEMENTS = 8_192   # a step this large: the plain loop is as fast as the chunked scan on a CPU
@@ -119,3 +127,52 @@ def _shifted(values: Tensor, offset: int, fill: float) -> Tensor:
     """`values` moved `offset` steps later along time, the first `offset` steps set to `fill`."""
     head = torch.full_like(values[:, :offset], fill)
     return torch.cat([head, values[:, :-offset]], dim=1)
+
+
+def delta_rule_sequential(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_alpha: Tensor,
+                          initial: Tensor) -> tuple[Tensor, Tensor]:
+    """The gated delta rule step by step: q, k, v (B, h, T, d); beta, log alpha (B, h, T); the
+    memory S (B, h, d_v, d_k). Returns (o (B, h, T, d_v), S after the last step)."""
+    memory, outputs = initial, []
+    for q_t, k_t, v_t, beta_t, log_alpha_t in zip(q.unbind(2), k.unbind(2), v.unbind(2), beta.unbind(2),
+                                                  log_alpha.unbind(2)):
+        decayed = log_alpha_t.exp()[..., None, None] * memory
+        key = k_t.unsqueeze(-1)                                                     # (B, h, d, 1)
+        memory = decayed + beta_t[..., None, None] * (v_t.unsqueeze(-1) - decayed @ key) @ key.transpose(-1, -2)
+        outputs.append(memory @ q_t.unsqueeze(-1))
+    return torch.cat(outputs, dim=-1).transpose(-1, -2), memory
+
+
+def delta_rule_chunkwise(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, log_alpha: Tensor, initial: Tensor,
+                         chunk_size: int) -> tuple[Tensor, Tensor]:
+    """`delta_rule_sequential`, chunk by chunk (Yang et al. 2024). Within a chunk of C steps
+    entered with memory S, with Gamma_t = prod_{i<=t} alpha_i, the rank-one corrections u_t
+    (S_t = Gamma_t S + sum_{j<=t} (Gamma_t / Gamma_j) u_j k_j^T) solve the unit lower-triangular
+    system (I + L) U = diag(beta) (V - diag(Gamma) K S^T), L_tj = beta_t (Gamma_t / Gamma_j)
+    k_t.k_j for j < t; so U = W_v - W_k S^T with W_v, W_k solved once for every chunk, and
+    o_t = Gamma_t S q_t + sum_{j<=t} (Gamma_t / Gamma_j) (k_j.q_t) u_j; the next chunk enters
+    with Gamma_C S + sum_j (Gamma_C / Gamma_j) u_j k_j^T. A loop over T / C chunks."""
+    steps, chunk = q.shape[2], chunk_size
+    extra = -steps % chunk                       # whole chunks: the padded steps have beta 0, alpha 1
+    q, k, v = (F.pad(t, (0, 0, 0, extra)).unflatten(2, (-1, chunk)) for t in (q, k, v))
+    beta, log_alpha = (F.pad(t, (0, extra)).unflatten(2, (-1, chunk)) for t in (beta, log_alpha))
+    cumulative = log_alpha.cumsum(-1)                                              # log Gamma, (B, h, n, C)
+    ratio = torch.exp((cumulative.unsqueeze(-1) - cumulative.unsqueeze(-2)).tril())   # Gamma_t / Gamma_j
+    strictly = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril(-1)
+    lower = (beta.unsqueeze(-1) * ratio * (k @ k.transpose(-1, -2))).masked_fill(~strictly, 0.0)
+    system = lower + torch.eye(chunk, device=q.device)
+    w_v = torch.linalg.solve_triangular(system, beta.unsqueeze(-1) * v, upper=False, unitriangular=True)
+    w_k = torch.linalg.solve_triangular(system, (beta * cumulative.exp()).unsqueeze(-1) * k, upper=False,
+                                        unitriangular=True)
+    attend = (q @ k.transpose(-1, -2)) * ratio.tril()                             # (Gamma_t / Gamma_j) q_t.k_j
+    to_end = torch.exp(cumulative[..., -1:] - cumulative).unsqueeze(-1)           # Gamma_C / Gamma_j
+    memory, outputs = initial, []
+    # per chunk (unbind: one gradient buffer for all chunks, not one per slice)
+    for chunk_w_v, chunk_w_k, chunk_q, chunk_k, chunk_attend, chunk_to_end, chunk_log_gamma in zip(
+            *(t.unbind(2) for t in (w_v, w_k, q, k, attend, to_end, cumulative))):
+        corrections = chunk_w_v - chunk_w_k @ memory.transpose(-1, -2)                     # U, (B, h, C, d)
+        outputs.append(chunk_log_gamma.exp().unsqueeze(-1) * (chunk_q @ memory.transpose(-1, -2))
+                       + chunk_attend @ corrections)
+        memory = (chunk_log_gamma[..., -1:].exp().unsqueeze(-1) * memory
+                  + (corrections * chunk_to_end).transpose(-1, -2) @ chunk_k)
+    return torch.cat(outputs, dim=2)[:, :, :steps], memory
