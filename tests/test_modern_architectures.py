@@ -111,7 +111,7 @@ def test_every_modern_architecture_trains_the_quick_copy_probe_to_a_finite_loss(
     assert result.status == "completed" and math.isfinite(result.metrics["val/loss"])
 
 
-@pytest.mark.parametrize("name", ["mamba", "deltanet", "mlstm"])
+@pytest.mark.parametrize("name", MODERN)
 def test_a_parameter_budget_sizes_a_modern_architecture(name, tmp_path):
     result = run(name, "adding", {**{k: v for k, v in QUICK.items() if k != "arch.hidden_size"},
                                   "arch.params": "5k"}, store=tmp_path / "r.sqlite", progress=False)
