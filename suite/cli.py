@@ -106,9 +106,17 @@ def cmd_list(args: argparse.Namespace) -> int:
                              "needs causal" if cls.requirements.causal else "",
                              f"{cls.primary_metric} ({cls.direction})", f"v{cls.version}", _summary(cls)]
                             for name, cls in tasks.items()]))
-    for entry, error in registry.load_errors().items():
-        print(f"warning: plugin entry point {entry} failed to load: {error}", file=sys.stderr)
+    _warn_about_plugins()
     return 0
+
+
+def _warn_about_plugins() -> None:
+    """Plugins that failed to load or lost their name to another, on stderr: a run of `lstm` must
+    not quietly train someone else's class, nor the in-tree one when an outsider expected its own."""
+    from rnnbench.core import registry
+
+    for line in registry.plugin_warnings():
+        print(line, file=sys.stderr)
 
 
 def _aligned(rows: list[list[str]]) -> str:
@@ -164,6 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rnnbench.training import runner
 
     seed, store = _seed(args), _store_path(args)
+    _warn_about_plugins()
     try:
         result = runner.run(args.architecture, args.task, _overrides(args), preset=args.preset, seed=seed,
                             store=store, progress=not args.no_progress, wandb=args.wandb,
@@ -209,6 +218,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(status_text(sweep_plan, existing, path))
         return 0
     print(describe(sweep_plan, existing, path, args.workers))
+    _warn_about_plugins()
     if args.dry_run:
         return 0
     if not args.no_check:   # every architecture passes the conformance kit before anything runs

@@ -202,6 +202,27 @@ def test_latex_escapes_names():
     assert r"my\_rnn\&co" in latex and r"copy\_50\%" in latex and "my_rnn" not in latex
 
 
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_markdown_shows_a_hostile_name_as_text_not_html():
+    runs = _runs([(HOSTILE, [0.1, 0.2]), ("a|b", [0.3, 0.4])])
+    from rnnbench.reports.leaderboard import render_tables
+    text = render_tables(leaderboard_tables(runs), runs, "md")
+    assert "<img" not in text.replace("\\<img", "") and r"\<img src=x onerror=alert(1)\>" in text
+    assert r"a\|b" in text   # a pipe would split the table's cell
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula():
+    runs = _runs([("=HYPERLINK(1)", [0.1, 0.2]), ("rnn", [0.3, 0.4])])
+    from rnnbench.reports.leaderboard import render_tables
+    table = pd.read_csv(io.StringIO(render_tables(leaderboard_tables(runs), runs, "csv")))
+    assert set(table.architecture) == {"'=HYPERLINK(1)", "rnn"}
+    from rnnbench.reports.escaping import csv_cell
+    assert [csv_cell(value) for value in ("-0.5", "-", "+cmd", "@x", 0.5, "1e-3")] == \
+        ["-0.5", "'-", "'+cmd", "'@x", 0.5, "1e-3"]
+
+
 def test_json_has_null_for_an_interval_of_one_seed():
     frame = leaderboard_tables(_runs([("rnn", [0.3])]))["adding"]
     from rnnbench.reports.leaderboard import _json_table

@@ -37,8 +37,17 @@ def test_compatibility_follows_the_declarations(caps, needs, ok):
 def test_registering_a_different_class_under_a_taken_name_is_refused():
     class Impostor(registry.get_architecture("lstm")):
         pass
-    with pytest.raises(BenchmarkError, match="registered twice"):
+    with pytest.raises(BenchmarkError, match="architecture name 'lstm' taken"):
         registry.register_architecture("lstm")(Impostor)
+
+
+@pytest.mark.parametrize("name", ["<img src=x onerror=alert(1)>", "a|b", "=cmd()", "has space", "", "-lead",
+                                  "x" * 65, "ünï", "a\nb"])
+def test_a_name_that_is_not_plain_is_refused_with_the_fix(name):
+    cls = type("Odd", (registry.get_architecture("lstm"),), {"__module__": "odd_plugin"})
+    with pytest.raises(BenchmarkError, match="is not a plain name: use letters, digits, '_' and '-'"):
+        registry.register_architecture(name)(cls)
+    assert name not in registry.architectures()
 
 
 # --------------------------------------------------------------------------- name clashes
@@ -89,7 +98,8 @@ def test_an_outside_plugin_taking_an_in_tree_name_is_skipped_and_reported_naming
         from rnnbench.core import registry
         archs = registry.architectures()
         print(json.dumps({"names": sorted(archs), "gru": archs["gru"].__module__,
-                          "errors": registry.load_errors()}))
+                          "errors": registry.load_errors(),
+                          "taken": registry.names_taken()}))
     """)
     # PYTHONPATH comes before site-packages: the outside entry point is found first
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -99,8 +109,9 @@ def test_an_outside_plugin_taking_an_in_tree_name_is_skipped_and_reported_naming
     seen = json.loads(result.stdout)
     assert {"rnn", "gru", "lstm", "bilstm", "fresh"} <= set(seen["names"])
     assert seen["gru"] == "rnnbench.plugins.fused_rnn"
-    error = seen["errors"]["rnnbench.architectures:clash"]
-    assert "'gru' is registered twice" in error
+    assert seen["errors"] == {}   # it loaded: its name was taken
+    error = seen["taken"]["rnnbench.architectures:clash"]
+    assert "architecture name 'gru' taken" in error
     assert "package 'rnnbench'" in error and "package 'rnnbench-clash'" in error
     assert "rnnbench.plugins.fused_rnn.GRU" in error and "rnnbench_clash.GRU" in error
 
@@ -108,7 +119,7 @@ def test_an_outside_plugin_taking_an_in_tree_name_is_skipped_and_reported_naming
 @pytest.fixture
 def fresh_registry(monkeypatch):
     """An empty registry whose entry points the test chooses; restored afterwards."""
-    for table in ("_architectures", "_tasks", "_origins", "_load_errors"):
+    for table in ("_architectures", "_tasks", "_origins", "_load_errors", "_names_taken"):
         monkeypatch.setattr(registry, table, {})
     monkeypatch.setattr(registry, "_loaded", False)
     return registry
@@ -140,16 +151,16 @@ def test_an_in_tree_plugin_replaces_an_outsider_imported_before_it(fresh_registr
     registry.register_architecture("gru")(outsider)
     registry.register_architecture("gru")(in_tree)
     assert registry._architectures["gru"] is in_tree
-    (key, error), = registry._load_errors.items()
+    (key, error), = registry._names_taken.items()
     assert key == "rnnbench.architectures:someone_elses_plugin"
-    assert "registered twice" in error and "someone_elses_plugin.GRU" in error
+    assert "name 'gru' taken" in error and "someone_elses_plugin.GRU" in error
     assert "rnnbench.plugins.fused_rnn.GRU" in error
 
 
 def test_two_classes_with_the_same_class_name_do_not_replace_each_other(fresh_registry):
     first, second = _module_class("plugin_one", "Cell"), _module_class("plugin_two", "Cell")
     registry.register_architecture("cell")(first)
-    with pytest.raises(BenchmarkError, match="'cell' is registered twice.*plugin_one.Cell.*plugin_two.Cell"):
+    with pytest.raises(BenchmarkError, match="'cell' taken.*plugin_one.Cell.*plugin_two.Cell"):
         registry.register_architecture("cell")(second)
     assert registry._architectures["cell"] is first
 
@@ -167,8 +178,9 @@ def test_a_clash_while_loading_skips_only_the_clashing_class(fresh_registry, mon
                         lambda group: [entry] if group == registry.ARCHITECTURE_GROUP else [])
     assert set(registry.architectures()) == {"gru", "other"}
     assert registry.architectures()["gru"].__module__ == "rnnbench.plugins.fused_rnn"
-    error = registry.load_errors()["rnnbench.architectures:outside"]
-    assert "package 'rnnbench-outside'" in error and "registered twice" in error
+    assert registry.load_errors() == {}
+    error = registry.names_taken()["rnnbench.architectures:outside"]
+    assert "package 'rnnbench-outside'" in error and "name 'gru' taken" in error
 
 
 def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(fresh_registry, monkeypatch):
@@ -182,3 +194,23 @@ def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(fresh_registry
     with pytest.raises(BenchmarkError, match=r"unknown architecture 'lstm'.*failed to load.*"
                                              r"rnnbench.architectures:fancy.*torch_extra"):
         registry.get_architecture("lstm")
+
+
+def test_commands_say_which_outside_plugin_lost_its_name(fresh_registry, monkeypatch, capsys):
+    from rnnbench import cli
+
+    def load_outsider():
+        registry.register_architecture("gru")(_module_class("outside_plugin"))
+
+    in_tree = SimpleNamespace(name="fused_rnn", group=registry.ARCHITECTURE_GROUP, value="rnnbench.plugins.fused_rnn",
+                              dist=SimpleNamespace(name="rnnbench"),
+                              load=lambda: registry.register_architecture("gru")(
+                                  _module_class("rnnbench.plugins.fused_rnn")))
+    outside = SimpleNamespace(name="outside", group=registry.ARCHITECTURE_GROUP, value="outside_plugin",
+                              dist=SimpleNamespace(name="rnnbench-outside"), load=load_outsider)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [outside, in_tree] if group == registry.ARCHITECTURE_GROUP else [])
+    assert cli.main(["list", "architectures"]) == 0
+    err = capsys.readouterr().err
+    assert "entry point rnnbench.architectures:outside skipped: architecture name 'gru' taken" in err
+    assert "failed to load" not in err

@@ -10,6 +10,7 @@ packages, so an outside plugin can never make an in-tree one disappear.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points, packages_distributions
 from typing import TypeVar
@@ -25,8 +26,12 @@ _architectures: dict[str, type[Architecture]] = {}
 _tasks: dict[str, type[Task]] = {}
 _origins: dict[tuple[str, str], tuple[str, str]] = {}   # (kind, name) -> (who registered it, error key)
 _load_errors: dict[str, str] = {}
+_names_taken: dict[str, str] = {}   # entry point -> why its plugin was skipped: its name was taken
 _loaded = False
 _loading: EntryPoint | None = None   # the entry point being imported by load_plugins, if any
+
+# a registered name appears in commands, file names and every published format: a plain identifier
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 A = TypeVar("A", bound=type[Architecture])
 T = TypeVar("T", bound=type[Task])
@@ -88,6 +93,10 @@ def _add_load_error(key: str, message: str) -> None:
 
 
 def _register(table: dict, kind: str, name: str, cls: type) -> None:
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise BenchmarkError(f"{kind} name {name!r} ({cls.__module__}.{cls.__qualname__}) is not a plain name: "
+                             f"use letters, digits, '_' and '-' (up to 64, starting with a letter or "
+                             f"digit), e.g. 'my_lstm'")
     problems = undeclared(cls)
     if problems:
         raise BenchmarkError(f"{kind} '{name}' ({cls.__module__}.{cls.__qualname__}) is incomplete: "
@@ -100,15 +109,14 @@ def _register(table: dict, kind: str, name: str, cls: type) -> None:
             kept, skipped = origin, first      # an in-tree plugin replaces an earlier outsider
         else:
             kept, skipped = first, origin
-        message = (f"BenchmarkError: {kind} '{name}' is registered twice, by {kept[0]} and by "
-                   f"{skipped[0]}: the first is kept (in-tree plugins win) and the other skipped; "
-                   f"rename one of them")
+        message = (f"{kind} name '{name}' taken: it is registered by {kept[0]} and by {skipped[0]}; "
+                   f"the first is kept (in-tree plugins win) and the other skipped: rename one of them")
         if skipped is origin:
             if _loading is None:
-                raise BenchmarkError(message.removeprefix("BenchmarkError: "))
-            _add_load_error(origin[1], message)
+                raise BenchmarkError(message)
+            _names_taken[origin[1]] = message
             return
-        _add_load_error(skipped[1], message)
+        _names_taken[skipped[1]] = message
     cls.name = name
     table[name] = cls
     _origins[(kind, name)] = origin
@@ -142,6 +150,19 @@ def load_errors() -> dict[str, str]:
     """Entry points that failed to import, with their errors."""
     load_plugins()
     return dict(_load_errors)
+
+
+def names_taken() -> dict[str, str]:
+    """Entry points whose plugin loaded but was skipped because its name was already registered
+    (by an in-tree plugin, or one loaded before it), with the message naming both."""
+    load_plugins()
+    return dict(_names_taken)
+
+
+def plugin_warnings() -> list[str]:
+    """One line per plugin that failed to load or lost its name, for commands to print."""
+    return ([f"warning: plugin entry point {entry} failed to load: {error}" for entry, error in load_errors().items()]
+            + [f"warning: plugin entry point {entry} skipped: {message}" for entry, message in names_taken().items()])
 
 
 def architectures() -> dict[str, type[Architecture]]:

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from rnnbench.core.errors import BenchmarkError
+from rnnbench.reports.escaping import csv_frame, latex_escape, markdown_frame, markdown_text
 from rnnbench.store import ResultStore, to_json
 
 BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time_s")
@@ -458,14 +459,14 @@ def _configurations(runs: pd.DataFrame) -> pd.DataFrame:
 def render_comparison(frame: pd.DataFrame, fmt: Format = "md") -> str:
     """A comparison from `compare` as Markdown, CSV, JSON (a list of rows) or a LaTeX table."""
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return csv_frame(frame).to_csv(index=False)
     if fmt == "json":
         return json.dumps(_records(frame), indent=2, ensure_ascii=False) + "\n"
     if fmt == "latex":
         return _latex(frame, "Comparison; beyond seed noise: Welch's t-test p < 0.05")
     if frame.empty:
         return "No configuration to compare.\n"
-    return (frame.to_markdown(index=False, floatfmt=".4g")
+    return (markdown_frame(frame).to_markdown(index=False, floatfmt=".4g")
             + "\n\nbeyond seed noise: Welch's t-test of the seed scores, p < 0.05.\n")
 
 
@@ -490,7 +491,7 @@ def _curve_section(runs: pd.DataFrame, task: str) -> str:
     if not setting:
         return ""
     return (f"\nTest {info['primary_metric']} by {setting} (mean over seeds):\n\n"
-            + curve_frame(runs, setting).to_markdown(index=False, floatfmt=".4g") + "\n")
+            + markdown_frame(curve_frame(runs, setting)).to_markdown(index=False, floatfmt=".4g") + "\n")
 
 
 def render(store: ResultStore, task: str | None = None, fmt: Format = "md") -> str:
@@ -508,7 +509,7 @@ def render_tables(frames: dict[str, pd.DataFrame], runs: pd.DataFrame, fmt: Form
     """Tables from `leaderboard_tables` in a format; `runs` (the runs they were computed from)
     give Markdown its curve and reference sections."""
     if fmt == "csv":
-        return pd.concat([_plain(frame).assign(table=title) for title, frame in frames.items()]).to_csv(index=False)
+        return csv_frame(pd.concat([_plain(frame).assign(table=title) for title, frame in frames.items()])).to_csv(index=False)
     if fmt == "json":
         return json.dumps([_json_table(title, frame) for title, frame in frames.items()], indent=2,
                           ensure_ascii=False) + "\n"
@@ -518,7 +519,7 @@ def render_tables(frames: dict[str, pd.DataFrame], runs: pd.DataFrame, fmt: Form
     last_table = {frame.attrs["task"]: title for title, frame in frames.items()}
     for title, frame in frames.items():
         name = frame.attrs["task"]
-        text = f"{heading} {title}\n\n" + markdown_table(frame)
+        text = f"{heading} {markdown_text(title)}\n\n" + markdown_table(frame)
         if title == last_table[name]:   # the curve and references once, after the last table
             text += _curve_section(runs, name) + _references_section(runs, name)
         sections.append(text)
@@ -530,7 +531,8 @@ def _references_section(runs: pd.DataFrame, task: str) -> str:
     if not refs:
         return ""
     return "\nPublished / baseline:\n" + "".join(
-        f"- {ref['model']}: {ref['value']:.4g} ({ref['source']}){' - ' + ref['note'] if ref.get('note') else ''}\n"
+        markdown_text(f"{ref['model']}: {ref['value']:.4g} ({ref['source']})"
+                      f"{' - ' + ref['note'] if ref.get('note') else ''}").join(["- ", "\n"])
         for ref in refs)
 
 
@@ -578,17 +580,17 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
 def markdown_table(frame: pd.DataFrame) -> str:
     """One leaderboard table as Markdown: its legend and shared settings, the table with short
     column names, and a tuned sweep's trial counts and importances below it."""
-    text = _legend(frame) + "\n\nSettings: " + settings_text(frame.attrs["shared_settings"]) + "\n\n"
+    text = _legend(frame) + "\n\nSettings: " + markdown_text(settings_text(frame.attrs["shared_settings"])) + "\n\n"
     threads = frame.attrs.get("threads", [])
     if len(threads) > 1:   # results are reproducible per thread count, and throughput depends on it
         text += (f"Rows were produced with different CPU thread counts ({', '.join(map(str, threads))}): "
                  f"their results and throughput compare only within one count.\n\n")
-    shown = display_table(frame)
+    shown = markdown_frame(display_table(frame))
     shown = shown.astype(object).where(shown.notna(), None)   # tabulate shows None, not NaN, as missing
     text += shown.to_markdown(index=False, floatfmt=".4g", missingval="-") + "\n"
     for note in frame.attrs.get("tuning", []):
         importances = ", ".join(f"{key} {value:.2f}" for key, value in note["importances"].items())
-        text += (f"\nTuned {note['architecture']}: {note['trials']} trials; hyper-parameter importances: "
+        text += (f"\nTuned {markdown_text(note['architecture'])}: {note['trials']} trials; hyper-parameter importances: "
                  f"{importances or 'none'}")
     return text + ("\n" if frame.attrs.get("tuning") else "")
 
@@ -611,16 +613,6 @@ def _json_table(title: str, frame: pd.DataFrame) -> dict:
     return {"title": title, "task": frame.attrs["task"], "primary_metric": frame.attrs["primary_metric"],
             "direction": frame.attrs["direction"], "shared_settings": frame.attrs["shared_settings"],
             "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"]}
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "±": r"$\pm$", "≈": r"$\approx$", "≥": r"$\geq$"}
-
-
-def latex_escape(text: str) -> str:
-    """`text` with LaTeX's special characters escaped (and ± ≈ as math symbols)."""
-    return "".join(_LATEX_SPECIAL.get(character, character) for character in str(text))
 
 
 def _latex_cell(value: object) -> str:

@@ -33,6 +33,7 @@ from rnnbench.reports import leaderboard_plots as board_plots
 
 from rnnbench.sweeps import spec as sweepfile
 from rnnbench.core.errors import BenchmarkError
+from rnnbench.reports.escaping import csv_frame, markdown_text
 from rnnbench.reports.html_page import Section, render_page
 from rnnbench.reports.leaderboard import (display_table, leaderboard_tables, read_results, render_tables,
                                   results_frame, settings_text)
@@ -67,9 +68,9 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     runs = runs[runs.run_id.isin(set(planned.run_id))]
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     results = results_frame(runs, planned)
-    results.to_csv(folder / "results.csv", index=False)
+    csv_frame(results).to_csv(folder / "results.csv", index=False)
     history = _history(store, runs)
-    history.to_csv(folder / "history.csv", index=False)
+    csv_frame(history).to_csv(folder / "history.csv", index=False)
 
     published = read_results(folder / "results.csv")   # every number below comes from the file
     tables = leaderboard_tables(published, tuning=store.tuning_frame(spec.name))
@@ -202,7 +203,7 @@ def _hardware(environment: dict) -> str:
 
 def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> str:
     statuses = runs.status.value_counts()
-    lines = [f"# Leaderboard: {spec.name}", "",
+    lines = [f"# Leaderboard: {markdown_text(spec.name)}", "",
              f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
              f"[sweep.yaml](sweep.yaml) and the runs it planned"
              + (" (and the reference runs of [reference.yaml](reference.yaml), shown apart and not ranked)"
@@ -219,8 +220,8 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> st
     body = render_tables(tables, runs, "md", heading="##").split("\n")
     text = "\n".join(lines + body)
     for title, drawn in plots.items():
-        text += f"\n### Plots: {title}\n\n" + "".join(
-            f"![{caption}](plots/{path.name})\n\n" for caption, path in drawn)
+        text += f"\n### Plots: {markdown_text(title)}\n\n" + "".join(
+            f"![{markdown_text(caption)}](plots/{path.name})\n\n" for caption, path in drawn)
     return text
 
 
