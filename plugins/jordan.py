@@ -47,7 +47,7 @@ class JordanOptions:
 def _validate(options: JordanOptions) -> None:
     decay = options.state_decay
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
-        raise BenchmarkError(f"arch.state_decay must be between 0 and 1 (exclusive), got {decay}: "
+        raise BenchmarkError(f"arch.state_decay must be in [0, 1): at least 0, less than 1, got {decay}: "
                              f"e.g. arch.state_decay=0 (feed back the previous output) or 0.5")
 
 

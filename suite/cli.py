@@ -656,6 +656,7 @@ def _interrupt_on_sigterm() -> None:
 
 # exit codes: what a script can tell apart (README, "Exit codes")
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_REFUSED, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_PIPE_CLOSED = 141   # 128 + SIGPIPE, as a shell reports a command whose reader went away
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -683,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as error:
         print(_interrupted_message(args, error), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:   # `rnnbench list | head -3`: the reader has gone, so end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at exit
+        return EXIT_PIPE_CLOSED
     except Exception:   # a bug: the traceback, and a code of its own
         traceback.print_exc()
         print("rnnbench: internal error (the traceback above): please report it with the command "

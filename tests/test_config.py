@@ -49,3 +49,11 @@ def test_assignment_and_count_parsing():
     with pytest.raises(BenchmarkError, match="key=value"):
         parse_assignments(["oops"])
     assert parse_count("100k") == 100_000 and parse_count("1.5M") == 1_500_000 and parse_count("7") == 7
+
+
+def test_a_half_open_range_says_which_end_is_excluded():
+    from rnnbench.core.constraints import Range
+
+    assert Range(0, 1, high_open=True).describe() == "in [0, 1): at least 0, less than 1"
+    assert Range(0, 1, low_open=True, high_open=True).describe() == "in (0, 1): greater than 0, less than 1"
+    assert Range(0, 1).describe() == "between 0 and 1"

@@ -146,3 +146,17 @@ def test_exit_codes_tell_refused_input_from_runs_that_did_not_complete_and_inter
     monkeypatch.setattr("rnnbench.cli.cmd_list", bug)
     assert main(["list"]) == 3
     assert "internal error" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`rnnbench list tasks | head -1`: no BrokenPipeError traceback, exit code 141 (as a shell
+    reports a command killed by SIGPIPE)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "import sys; from rnnbench.cli import main; sys.exit(main(['list']))"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        process.stdout.close()   # the reader goes away before the listing is written
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -73,6 +73,10 @@ def _quick_file(tmp_path: Path, **extra) -> Path:
     ({"set": {"task.length": 5}, "vary": {"task.length": [5, 6]}}, "task.length is both fixed in set and varied"),
     ({"vary": {"task.length": [5, 6]}, "overrides": {"tasks": {"copy": {"task.length": 7}}}},
      "overrides.tasks.copy fixes task.length, which the sweep varies"),
+    ({"architectures": ["rnn"], "overrides": {"architectures": {"lstm": {"arch.forget_bias": 1}}}},
+     "overrides.architectures names lstm, which the sweep's architectures do not include"),
+    ({"tasks": ["copy"], "overrides": {"tasks": {"adding": {"task.length": 7}}}},
+     "overrides.tasks names adding, which the sweep's tasks do not include"),
 ])
 def test_a_bad_sweep_file_is_refused_with_one_line_naming_the_key(document, message):
     with pytest.raises(BenchmarkError, match=message.replace("(", r"\(").replace("?", r"\?").replace(".", r"\.")):

@@ -50,12 +50,12 @@ class Range(Constraint):
         if self.wording:
             return self.wording
         if self.low is not None and self.high is not None:
-            ends = ("exclusive" if self.low_open else "", "exclusive" if self.high_open else "")
-            if any(ends):
-                low = f"{_number(self.low)}{' (exclusive)' if self.low_open else ''}"
-                high = f"{_number(self.high)}{' (exclusive)' if self.high_open else ''}"
-                return f"between {low} and {high}"
-            return f"between {_number(self.low)} and {_number(self.high)}"
+            if not (self.low_open or self.high_open):
+                return f"between {_number(self.low)} and {_number(self.high)}"
+            low = f"greater than {_number(self.low)}" if self.low_open else f"at least {_number(self.low)}"
+            high = f"less than {_number(self.high)}" if self.high_open else f"at most {_number(self.high)}"
+            interval = f"{'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}{')' if self.high_open else ']'}"
+            return f"in {interval}: {low}, {high}"
         if self.low is not None:
             return f"greater than {_number(self.low)}" if self.low_open else f"at least {_number(self.low)}"
         if self.high is not None:

@@ -187,7 +187,7 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
     settings.update(budget_settings)
 
     task_settings, task_vary, architecture_settings, architecture_vary, architecture_tasks = \
-        _overrides(document.get("overrides") or {}, tasks, fail)
+        _overrides(document.get("overrides") or {}, architectures, tasks, fail)
     for where, per_name, grids in (("overrides.tasks", task_settings, task_vary),
                                    ("overrides.architectures", architecture_settings, architecture_vary)):
         for owner, fixed in per_name.items():
@@ -250,7 +250,8 @@ def _budget_and_params(document: dict[str, Any], fail: Callable[[str], Benchmark
     return settings
 
 
-def _overrides(overrides: Any, tasks: list[str], fail: Callable[[str], BenchmarkError]) -> tuple:
+def _overrides(overrides: Any, architectures: list[str] | None, tasks: list[str] | None,
+               fail: Callable[[str], BenchmarkError]) -> tuple:
     """`overrides:` checked into (task settings, task vary, architecture settings, architecture
     vary, the tasks each architecture's overrides name)."""
     from rnnbench.core import registry
@@ -261,6 +262,12 @@ def _overrides(overrides: Any, tasks: list[str], fail: Callable[[str], Benchmark
         if key not in ("tasks", "architectures"):
             raise fail(f"unknown key 'overrides.{key}'.{did_you_mean(str(key), ['tasks', 'architectures'])} "
                        f"Use overrides.tasks or overrides.architectures")
+    for key, listed in (("tasks", tasks), ("architectures", architectures)):
+        named = overrides.get(key) if isinstance(overrides.get(key), dict) else {}
+        outside = [name for name in named if listed is not None and name not in listed]
+        if outside:   # an override that would never act is a mistake in the file
+            raise fail(f"overrides.{key} names {', '.join(map(str, outside))}, which the sweep's {key} do not "
+                       f"include: add it to {key} or remove its override")
     task_settings, task_vary = _per_name(overrides.get("tasks"), "overrides.tasks", registry.tasks(), fail)
     architectures_overrides = dict(overrides.get("architectures") or {})
     architecture_tasks = _architecture_tasks(architectures_overrides, tasks, fail)
