@@ -1,4 +1,4 @@
-"""The `rnnbench` command line: list, run, sweep, check, leaderboard, data, sample, diagnose."""
+"""The `rnnbench` command line: list, run, sweep, runs, check, leaderboard, data, sample, diagnose."""
 
 from __future__ import annotations
 
@@ -335,29 +335,65 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from rnnbench.core.constraints import Between, check
-    from rnnbench.training.trained import load_trained
-    from rnnbench.training.sampling import check_sampling, sample_text
     from rnnbench.store import ResultStore
+    from rnnbench.training.sampling import check_sampling
 
     check_sampling(args.length, args.temperature)
     check("--count", args.count, Between(1, MAX_IMAGES), hint=f": a grid of at most {MAX_IMAGES:,} "
                                                                f"images, e.g. --count 16")
     _seed(args)
-    if args.output is not None:
-        _output_file(args.output, "the image grid", f"{args.run_id}.png", IMAGE_SUFFIXES)
-    if not args.run_id.strip():
-        raise BenchmarkError("the run id is empty: pass the id `rnnbench run` printed (see "
-                             "`rnnbench leaderboard` for the stored runs)")
     path = _store_path(args)
     if not path.exists():
         raise BenchmarkError(f"no results store at {path}: pass the --store that holds run {args.run_id}")
     store = ResultStore(path)
+    args.run_id = store.resolve_run_id(args.run_id)   # before the slow imports: a wrong id answers at once
+    if args.output is not None:
+        _output_file(args.output, "the image grid", f"{args.run_id}.png", IMAGE_SUFFIXES)
     record = store.get(args.run_id)
     if record is not None and _draws_images(record.task):
         return _sample_images(args, store)
+    from rnnbench.training.sampling import sample_text
+    from rnnbench.training.trained import load_trained
+
     trained = load_trained(store, args.run_id)
     print(sample_text(trained, args.prime, args.length, args.temperature, args.seed))
     return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The stored runs, newest last: id, architecture, task, seed, status and primary test metric."""
+    from rnnbench.store import ResultStore
+
+    path = _store_path(args)
+    if not path.exists():
+        raise BenchmarkError(f"no results store at {path}: pass --store, or make one with `rnnbench run` "
+                             f"or `rnnbench sweep`")
+    runs = ResultStore(path).runs_frame()
+    for column, wanted in (("architecture", args.architecture), ("task", args.task), ("status", args.status)):
+        if wanted:
+            runs = runs[runs[column] == wanted]
+    if args.prefix:
+        runs = runs[runs.run_id.str.startswith(args.prefix)]
+    if runs.empty:
+        print(f"no runs in {path} match")
+        return 0
+    rows = [["run id", "architecture", "task", "seed", "status", "test metric", "finished"]]
+    for run in runs.itertuples():
+        primary = (run.task_info or {}).get("primary_metric")
+        value = (run.metrics or {}).get(f"test/{primary}") if primary else None
+        rows.append([run.run_id, run.architecture, run.task, str(run.seed), run.status,
+                     f"{primary} {value:.4g}" if value is not None else "-", _finished(run.finished_at)])
+    print(_aligned(rows))
+    return 0
+
+
+def _finished(timestamp: object) -> str:
+    import datetime
+    import math
+
+    if not isinstance(timestamp, (int, float)) or math.isnan(timestamp):
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _draws_images(task_name: str) -> bool:
@@ -498,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="the real datasets' directory (default $RNNBENCH_DATA, "
                                            "else ~/.cache/rnnbench/data)")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add_command in (_add_list, _add_run, _add_sweep, _add_check, _add_leaderboard, _add_data,
+    for add_command in (_add_list, _add_run, _add_sweep, _add_runs, _add_check, _add_leaderboard, _add_data,
                         _add_sample, _add_diagnose):
         add_command(commands)
     return parser
@@ -616,11 +652,24 @@ def _add_data(commands: Any) -> None:
     data_fetch.set_defaults(handler=cmd_data_fetch)
 
 
+def _add_runs(commands: Any) -> None:
+    """rnnbench runs [PREFIX]"""
+    listing = commands.add_parser("runs", help="the stored runs: id, architecture, task, seed, status, "
+                                               "test metric")
+    listing.add_argument("prefix", nargs="?", help="only run ids starting with this")
+    listing.add_argument("--store")
+    listing.add_argument("--architecture")
+    listing.add_argument("--task")
+    listing.add_argument("--status", help="completed, diverged, failed, interrupted or running")
+    listing.set_defaults(handler=cmd_runs)
+
+
 def _add_sample(commands: Any) -> None:
     """rnnbench sample RUN_ID"""
     sampler = commands.add_parser("sample", help="generate text from a trained language model, or "
                                                  "a PNG grid of images from an image-density model")
-    sampler.add_argument("run_id", help="the run id printed by `rnnbench run`")
+    sampler.add_argument("run_id", help="the run id printed by `rnnbench run` (or its first characters; "
+                                        "`rnnbench runs` lists them)")
     sampler.add_argument("--prime", default="<eos>", help="text to start from (default: a sentence start)")
     sampler.add_argument("--length", type=int, default=50,
                          help="tokens to generate: words (ptb) or characters (ptb-char)")

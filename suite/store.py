@@ -518,6 +518,27 @@ class ResultStore:
             row = db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row[0] if row else None
 
+    def resolve_run_id(self, prefix: str) -> str:
+        """The one run whose id is `prefix` or starts with it (as git takes a short commit id); a
+        BenchmarkError naming the candidates when none or several match."""
+        prefix = prefix.strip()
+        if not prefix:
+            raise BenchmarkError("the run id is empty: pass an id (or its first characters) from "
+                                 "`rnnbench runs`")
+        with self._connect() as db:
+            matches = [row[0] for row in db.execute(
+                "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6",
+                (len(prefix), prefix)).fetchall()]
+        if prefix in matches:
+            return prefix
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise BenchmarkError(f"no run id starts with '{prefix}' in {self.path}: list the stored runs "
+                                 f"with `rnnbench runs --store {self.path}`, or pass the --store that holds it")
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise BenchmarkError(f"'{prefix}' starts several run ids ({shown}): give more of the id")
+
     def get(self, run_id: str) -> RunRecord | None:
         with self._connect() as db:
             row = db.execute("SELECT run_id, architecture, task, seed, status, config, metrics, error, "

@@ -46,3 +46,43 @@ def test_run_then_leaderboard(capsys, tmp_path):
 def test_leaderboard_without_a_store_says_how_to_make_one(capsys, tmp_path):
     assert main(["leaderboard", "--store", str(tmp_path / "none.sqlite")]) == 2
     assert "rnnbench sweep" in capsys.readouterr().err
+
+
+def _store_with_runs(path):
+    from rnnbench.store import ResultStore
+
+    store = ResultStore(path)
+    for run_id, architecture, status in (("ab12cd34ef560001", "lstm", "completed"),
+                                         ("ab12cd34ef560002", "gru", "diverged"),
+                                         ("ff00aa11bb22cc33", "rnn", "completed")):
+        store.start_run(run_id=run_id, config_id="c-" + run_id, architecture=architecture, task="copy",
+                        architecture_version=1, task_version=1, seed=0, preset=None, config={},
+                        task_info={"primary_metric": "accuracy"})
+        store.finish_run(run_id, status, metrics={"test/accuracy": 0.5} if status == "completed" else {})
+    return store
+
+
+def test_runs_lists_the_stored_run_ids_and_filters_them(tmp_path, capsys):
+    _store_with_runs(tmp_path / "r.sqlite")
+    assert main(["runs", "--store", str(tmp_path / "r.sqlite")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["run", "id"] and len(out) == 4
+    assert "ab12cd34ef560001" in out[1] and "lstm" in out[1] and "accuracy 0.5" in out[1]
+    assert main(["runs", "ff", "--store", str(tmp_path / "r.sqlite")]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["ff00aa11bb22cc33"]
+    assert main(["runs", "--status", "diverged", "--store", str(tmp_path / "r.sqlite")]) == 0
+    assert "ab12cd34ef560002" in capsys.readouterr().out
+    assert main(["runs", "--store", str(tmp_path / "none.sqlite")]) == 2
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_run_id_prefix_finds_its_run_or_says_what_it_matches(tmp_path, capsys):
+    store = _store_with_runs(tmp_path / "r.sqlite")
+    assert store.resolve_run_id("ff00") == "ff00aa11bb22cc33"
+    assert store.resolve_run_id("ab12cd34ef560002") == "ab12cd34ef560002"
+    with pytest.raises(Exception, match="'ab12' starts several run ids .*ab12cd34ef560001, ab12cd34ef560002"):
+        store.resolve_run_id("ab12")
+    assert main(["sample", "zz99", "--store", str(tmp_path / "r.sqlite")]) == 2
+    assert "no run id starts with 'zz99'" in capsys.readouterr().err
+    assert main(["sample", "ff00", "--store", str(tmp_path / "r.sqlite")]) == 2   # found; it has no checkpoint
+    assert "run ff00aa11bb22cc33 has no completed training with a checkpoint" in capsys.readouterr().err
