@@ -86,3 +86,14 @@ def test_a_run_id_prefix_finds_its_run_or_says_what_it_matches(tmp_path, capsys)
     assert "no run id starts with 'zz99'" in capsys.readouterr().err
     assert main(["sample", "ff00", "--store", str(tmp_path / "r.sqlite")]) == 2   # found; it has no checkpoint
     assert "run ff00aa11bb22cc33 has no completed training with a checkpoint" in capsys.readouterr().err
+
+
+def test_a_run_writing_to_a_file_prints_a_line_per_validation_not_a_bar(tmp_path, capsys):
+    """Output to a file or a pipe: one line per validation round, no progress-bar updates (a bar
+    rewrites itself every step: 119 KB for a quick run) and no 'Epoch 1/-2'."""
+    assert main(["run", "lstm", "copy", "--store", str(tmp_path / "r.sqlite"), *_sets(QUICK)]) == 0
+    out = capsys.readouterr().out
+    rounds = [line for line in out.splitlines() if line.startswith("step ")]
+    assert rounds and all("val/loss" in line for line in rounds)
+    assert f"step {QUICK['trainer.max_steps']}/{QUICK['trainer.max_steps']}" in rounds[-1]
+    assert "\r" not in out and "Epoch" not in out and "it/s" not in out

@@ -4,6 +4,7 @@ budget) and the best checkpoint."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
@@ -22,12 +23,15 @@ class RecordProgress(Callback):
     - the end of the budget: every run ends with a validation of its final weights, whatever the
       interval. Lightning validates when a callback sets `should_stop`, but not when it stops at
       `max_steps` or `max_epochs` itself; so on the last batch of the budget this asks it to stop
-      (before the checkpoint callbacks see the batch). A time budget already stops that way."""
+      (before the checkpoint callbacks see the batch). A time budget already stops that way;
+    - with `print_rounds` (output to a file or a pipe, where a progress bar would write every
+      step), one line per validation round instead: its step and validation metrics."""
 
     def __init__(self, store: Recorder, run_id: str, max_steps: int | None = None,
-                 max_epochs: int | None = None) -> None:
+                 max_epochs: int | None = None, print_rounds: bool = False) -> None:
         self.store, self.run_id = store, run_id
         self.max_steps, self.max_epochs = max_steps, max_epochs
+        self.print_rounds = print_rounds
         self.train_seconds = 0.0
         self._since = time.perf_counter()
 
@@ -51,6 +55,12 @@ class RecordProgress(Callback):
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
         if trainer.is_global_zero:   # under DDP, one process records
             self.store.add_round(self.run_id, trainer.global_step, values)
+            if self.print_rounds:
+                budget = f"/{self.max_steps}" if self.max_steps else ""
+                shown = ", ".join(f"{name} {value:.4g}" for name, value in sorted(values.items())
+                                  if name.startswith("val/"))
+                print(f"step {trainer.global_step}{budget} (epoch {trainer.current_epoch}): {shown}",
+                      file=sys.stdout, flush=True)
 
 class BestCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, keeping the best weights by the monitored validation metric,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 import dataclasses
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from pytorch_lightning.strategies import DDPStrategy
 
 from rnnbench.core.errors import DivergedError, RunInterrupted
@@ -105,7 +106,10 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     memory = PeakMemory()
     memory.start()
     config = prepared.config
-    recorder = RecordProgress(setting.store, prepared.run_id, config.trainer.max_steps, config.trainer.max_epochs)
+    # a bar on a terminal; to a file or a pipe, one line per validation round (a bar writes every step)
+    progress_bar = progress and sys.stdout.isatty()
+    recorder = RecordProgress(setting.store, prepared.run_id, config.trainer.max_steps, config.trainer.max_epochs,
+                              print_rounds=progress and not progress_bar)
     threads, process["thread_policy"] = cpu_share.threads_for_run()   # once, before training: recorded
     torch.set_num_threads(threads)
     metrics: dict[str, float] = {}
@@ -125,7 +129,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
 
     loggers = run_loggers(wandb, tensorboard, prepared, seed, group, setting.store.checkpoint_root.parent)
     try:
-        _train_recording_kernels(setting, recorder, metrics, timings, loggers, progress, nondeterministic)
+        _train_recording_kernels(setting, recorder, metrics, timings, loggers, progress_bar, nondeterministic)
     except BaseException as error:
         _record_failure(error, record)
         raise
@@ -228,6 +232,8 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
                           save_top_k=1, save_last=False, filename="best", enable_version_counter=False)
     train_batches = ResumableBatches(splits.train)
     callbacks: list[Callback] = [recorder, best, SaveResumePoint(train_batches, checkpoint_dir)]
+    if progress:   # tqdm's bar (a declared dependency), whether or not rich is installed
+        callbacks.append(TQDMProgressBar())
     if config.trainer.early_stopping:
         callbacks.append(EarlyStopping(monitor=monitor, mode=task.direction,
                                        patience=config.trainer.patience, check_finite=False))
