@@ -486,7 +486,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if args.task not in known:
             raise BenchmarkError(f"unknown task '{args.task}'.{did_you_mean(args.task, known)} "
                                  f"See `rnnbench list tasks` for the registered tasks.")
-    text = render(store, args.task, args.format)
+    if args.format == "html":
+        from rnnbench.reports.publish import store_page
+
+        text = store_page(store, args.task)
+    else:
+        text = render(store, args.task, args.format)
     if output is not None:
         def write() -> Path:
             output.parent.mkdir(parents=True, exist_ok=True)
@@ -633,7 +638,8 @@ def _add_leaderboard(commands: Any) -> None:
                     "leaderboards side by side, with Welch's t-test on every difference.")
     board.add_argument("action", nargs="*", metavar="publish NAME | compare A B")
     board.add_argument("--task")
-    board.add_argument("--format", choices=["md", "csv", "json", "latex"], default="md")
+    board.add_argument("--format", choices=["md", "csv", "json", "latex", "html"], default="md",
+                       help="html: one self-contained page with tables and plots")
     board.add_argument("--output", help="write to this file instead of printing")
     board.add_argument("--store")
     board.set_defaults(handler=cmd_leaderboard)

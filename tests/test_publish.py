@@ -45,6 +45,18 @@ def test_publish_writes_the_folder_with_every_part(published):
     assert len(results) == 6 and set(results.status) == {"completed"} and set(results.seed) == {0, 1, 2}
 
 
+def test_any_store_writes_its_leaderboard_as_one_html_page(published, tmp_path, capsys):
+    """`leaderboard --format html`: runs made with `run` or `sweep`, no published folder needed."""
+    _, store = published
+    out = tmp_path / "board.html"
+    assert cli.main(["leaderboard", "--store", store, "--format", "html", "--output", str(out)]) == 0
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table" in page and "data:image/png;base64," in page
+    assert ">gru<" in page and ">rnn<" in page and "--format html" in page
+    assert cli.main(["leaderboard", "--store", store, "--format", "html", "--task", "copy"]) == 2
+    assert "no completed runs for task 'copy'" in capsys.readouterr().err
+
+
 def test_published_plots_are_palette_pngs_so_the_page_stays_small(published):
     """Plots are quantised to at most 256 colours: a third of the size of matplotlib's RGBA PNGs, so
     the self-contained index.html of a leaderboard with many architectures stays under 1 MB."""

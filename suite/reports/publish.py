@@ -25,6 +25,7 @@ import json
 import platform
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +36,8 @@ from rnnbench.sweeps import spec as sweepfile
 from rnnbench.core.errors import BenchmarkError
 from rnnbench.reports.escaping import csv_frame, markdown_text
 from rnnbench.reports.html_page import Section, render_page
-from rnnbench.reports.leaderboard import (display_table, leaderboard_tables, read_results, render_tables,
-                                  results_frame, settings_text)
+from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables, read_results,
+                                          render_tables, results_frame, settings_text)
 from rnnbench.store import ResultStore
 
 ROOT = Path("leaderboards")
@@ -89,6 +90,22 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder))
     (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command))
     return folder
+
+
+def store_page(store: ResultStore, task: str | None = None) -> str:
+    """Any store's leaderboard as one self-contained HTML page, tables and plots, as `publish`
+    writes index.html (`rnnbench leaderboard --format html`); a BenchmarkError if nothing completed."""
+    tables = leaderboard_frames(store, task)
+    if not tables:
+        where = f" for task '{task}'" if task else ""
+        raise BenchmarkError(f"no completed runs{where} in {store.path}: run `rnnbench sweep` or "
+                             f"`rnnbench run` first")
+    runs = store.runs_frame()
+    runs = runs[runs.config_id.isin(set().union(*(table.attrs["config_ids"] for table in tables.values())))]
+    with tempfile.TemporaryDirectory() as folder:   # the page holds the plots' bytes
+        plots = _plots(runs, _history(store, runs), tables, store, Path(folder))
+        command = f"rnnbench leaderboard --store {store.path}{f' --task {task}' if task else ''} --format html"
+        return _page(store.path.stem, tables, plots, _environment(runs), command)
 
 
 def _reference_plan(store: ResultStore, reference_file: Path) -> pd.DataFrame:
