@@ -27,6 +27,7 @@ _PUBLIC = {
     "rnnbench.toolkit.heads": ("Head", "HeadOutput", "PerStepClassifier", "PooledClassifier",
                        "PooledRegressor", "PerStepRegressor", "PerPixelBernoulli"),
     "rnnbench.toolkit.batching": ("IndexBatches",),
+    "rnnbench.toolkit.text": ("Batching", "BucketBatches"),
     "rnnbench.toolkit.seq2seq_head": ("Seq2SeqHead",),
     "rnnbench.toolkit.decoding": ("greedy_decode", "beam_search"),
     "rnnbench.toolkit.scans": ("linear_scan", "log_space_scan", "sequential_scan", "freeze_padding",

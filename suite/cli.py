@@ -318,7 +318,12 @@ def cmd_data_status(args: argparse.Namespace) -> int:
     width = max(len(report.dataset.name) for report in reports)
     for report in reports:
         print(f"  {report.dataset.name:<{width}}  {report.state:<8} {report.describe()}")
-    return 0 if all(report.state == "present" for report in reports) else 1
+    absent = [report.dataset.name for report in reports if report.state != "present"]
+    if absent:
+        print(f"{len(absent)} of {len(reports)} not present: `rnnbench data fetch {' '.join(absent)}` downloads "
+              f"them, or point at a folder that holds them with --data-dir DIR or ${data.DATA_ENV}=DIR "
+              f"(the nox sessions use ../shared/data beside the checkout)")
+    return 0 if not absent else 1
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:

@@ -234,3 +234,11 @@ def test_fashion_mnist_is_read_by_the_data_layer_once():
     images, labels = data.read_fashion_mnist("t10k")
     assert images.shape == (10_000, 28, 28) and labels.shape == (10_000,)
     assert data.read_fashion_mnist("t10k")[0] is images
+
+
+def test_data_status_of_an_empty_folder_says_how_to_fetch_or_point_at_the_data(tmp_path, capsys):
+    from rnnbench.cli import main
+
+    assert main(["--data-dir", str(tmp_path), "data", "status", "ptb", "sst"]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("2 of 2 not present: `rnnbench data fetch ptb sst`") and "--data-dir DIR" in last
