@@ -168,6 +168,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rnnbench.training import cpu_share
 
     cpu_share.register()   # before the slow imports: a run started beside this one counts it
+    from rnnbench.core import registry
+
+    registry.get_architecture(args.architecture)   # a wrong name is refused before Lightning loads
+    registry.get_task(args.task)
     from rnnbench.store import ResultStore
     from rnnbench.training import runner
 

@@ -142,9 +142,10 @@ def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataF
             score=lambda frame: frame.metrics.map(lambda metrics: metrics.get(f"test/{metric}")))
         members = scored[scored.config_id.isin(set(table.attrs["config_ids"]))]
         slug, drawn = _slug(title), []
-        drawn.append((f"Test {metric} against trained parameters",
-                      board_plots.plot_metric_against_parameters(
-                          members, metric, title, folder / f"{slug}-parameters.png")))
+        if board_plots.parameters_plot_adds_something(members):
+            drawn.append((f"Test {metric} against trained parameters",
+                          board_plots.plot_metric_against_parameters(
+                              members, metric, title, folder / f"{slug}-parameters.png")))
         setting = members.task_info.iloc[0].get("curve_setting")
         values = scored.config.map(lambda config: config.get(setting)) if setting else None
         if title == last_table[task] and setting and values.nunique() > 1:   # once per task, over its tables
@@ -158,7 +159,7 @@ def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataF
                           board_plots.plot_learning_curves(rounds, metric, title,
                                                            folder / f"{slug}-learning-curves.png")))
         unit = members.task_info.iloc[0].get("item_unit", "items")
-        if members.items_per_second.notna().any():
+        if members.dropna(subset=["items_per_second"]).architecture.nunique() > 1:   # one bar says nothing
             drawn.append((f"Training throughput ({unit}/s)", board_plots.plot_throughput(
                 members.dropna(subset=["items_per_second"]), unit, title, folder / f"{slug}-throughput.png")))
         flows = _gradient_flows(store, members)
