@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ DEFAULT_STORE = "runs/rnnbench.sqlite"
 MAX_IMAGES = 1_024   # `sample --count`: one grid
 MAX_SEEDS = 1_000    # `sweep --seeds`: every seed is planned up front
 MAX_WORKERS = 256    # `sweep --workers`
+MATRIX_WIDTH = 100   # `list --matrix`: the columns of a terminal
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp")
 
 
@@ -137,27 +139,47 @@ def _summary(cls: type) -> str:
 
 
 def matrix_text(architectures: dict, tasks: dict) -> str:
+    """Which architecture can run which task, compact: tasks are numbered columns (named below),
+    a cell is `ok` or the letter of its reason, and each distinct reason is listed once with the
+    number of pairs it stops."""
     from rnnbench.core.registry import pair_compatibility
 
     width = max(len(name) for name in architectures) + 2
-    lines = ["architecture x task: ok, or the reason the pair cannot run", ""]
-    columns = {name: max(len(name) + 2, 12) for name in tasks}
-    header = " " * width + "".join(f"{name:<{columns[name]}}" for name in tasks)
-    lines.append(header)
-    reasons = []
+    columns = [str(number) for number in range(1, len(tasks) + 1)]
+    cell = max(3, max(len(column) for column in columns) + 1)
+    reasons: dict[str, list[str]] = {}   # reason -> the pairs it stops
+    lines = ["architecture x task: ok, or the letter of the reason the pair cannot run (below)", "",
+             " " * width + "".join(f"{column:<{cell}}" for column in columns)]
     for arch_name, arch in architectures.items():
         cells = []
         for task_name, task in tasks.items():
             verdict = pair_compatibility(arch, task)
             if verdict.ok:
-                cells.append(f"{'ok':<{columns[task_name]}}")
+                cells.append(f"{'ok':<{cell}}")
             else:
-                reasons.append(f"  [{len(reasons) + 1}] {arch_name} x {task_name}: {verdict.reason}")
-                cells.append(f"{'-- [' + str(len(reasons)) + ']':<{columns[task_name]}}")
-        lines.append(f"{arch_name:<{width}}" + "".join(cells))
+                reasons.setdefault(verdict.reason, []).append(f"{arch_name} x {task_name}")
+                cells.append(f"{_letter(list(reasons).index(verdict.reason)):<{cell}}")
+        lines.append((f"{arch_name:<{width}}" + "".join(cells)).rstrip())
+    named = ", ".join(f"{number}\N{NO-BREAK SPACE}{name}" for number, name in zip(columns, tasks))
+    lines += ["", *(line.replace("\N{NO-BREAK SPACE}", " ") for line in textwrap.wrap(
+        "Tasks: " + named, MATRIX_WIDTH, subsequent_indent="  ", break_on_hyphens=False))]
     if reasons:
-        lines += ["", "Incompatible:"] + reasons
+        lines += ["", "Reasons:"]
+        for index, (reason, pairs) in enumerate(reasons.items()):
+            count = f"{len(pairs)} pairs" if len(pairs) > 1 else f"1 pair: {pairs[0]}"
+            lines += textwrap.wrap(f"{_letter(index):>3}  {reason} ({count})", MATRIX_WIDTH,
+                                   subsequent_indent=" " * 6, break_on_hyphens=False)
     return "\n".join(lines)
+
+
+def _letter(index: int) -> str:
+    """a, b, ..., z, aa, ab, ...: a reason's key in the matrix."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(ord("a") + remainder) + letters
+    return letters
 
 
 class RunFailed(Exception):

@@ -14,7 +14,17 @@ def test_list_and_matrix(capsys):
     assert "lstm" in listing and "copy" in listing
     assert main(["list", "--matrix"]) == 0
     matrix = capsys.readouterr().out
-    assert "bilstm x copy: not causal" in matrix
+    lines = matrix.splitlines()
+    assert max(map(len, lines)) <= 100   # fits a terminal: tasks are numbered columns
+    start = next(index for index, line in enumerate(lines) if line.startswith("Tasks: "))
+    end = lines.index("", start)
+    named = " ".join(line.strip() for line in lines[start:end]).removeprefix("Tasks: ").split(", ")
+    numbers = {name: number for number, name in (item.split(" ", 1) for item in named)}
+    bilstm = next(line for line in lines if line.startswith("bilstm ")).split()[1:]
+    letter = bilstm[int(numbers["copy"]) - 1]
+    reason = next(line for line in lines if line.startswith(f"{letter:>3}  "))
+    assert "not causal" in reason and "pairs)" in reason   # each reason once, with its count
+    assert sum(line.count("not causal: it would see the future") for line in lines) == 1
 
 
 @pytest.mark.parametrize("argv, message", [
