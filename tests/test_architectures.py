@@ -115,10 +115,10 @@ def test_matrix_shows_every_architecture_with_its_verdicts() -> None:
             and line.split()[0] in ARCHITECTURES}
     assert set(rows) == set(ARCHITECTURES)
     # columns: adding, copy; copy needs causality, neither gives grids
-    assert rows["bilstm"][0] == "ok" and rows["bilstm"][1] == "--"
-    assert rows["recursive"][0] == "ok" and rows["recursive"][1] == "--"
+    assert rows["bilstm"][0] == "ok" and rows["bilstm"][1] == "a"   # the first reason: not causal
+    assert rows["recursive"][0] == "ok" and rows["recursive"][1] == "a"
     assert rows["esn"][:2] == ["ok", "ok"] and rows["deep_rnn"][:2] == ["ok", "ok"]
-    assert rows["pixelrnn"][0] == "--" and "reads grid" in text
+    assert rows["pixelrnn"][0] == "b" and "  b  reads grid" in text and "  a  not causal" in text
 
 
 PROBES = ("copy", "adding")
