@@ -27,8 +27,10 @@ def _data_dir() -> str:
 
 
 def _install(session: nox.Session, extras: str = "") -> None:
-    session.install(TORCH)
-    session.install("-e", f".{extras}")
+    """pip's own lines are shown: a first install takes minutes, and silence reads as a hang."""
+    session.log(f"installing {TORCH} (the CPU build), then the project{extras}")
+    session.install(TORCH, silent=False)
+    session.install("-e", f".{extras}", silent=False)
 
 
 @nox.session
@@ -45,7 +47,7 @@ def slow(session: nox.Session) -> None:
     outside implementations (tests/test_peers.py)."""
     _install(session, "[test,ray]")
     # not suite dependencies: the peers of tests/test_peers.py (outside implementations, CPU-runnable)
-    session.install("mingru-pytorch", "lru-pytorch", "mambapy")
+    session.install("mingru-pytorch", "lru-pytorch", "mambapy", silent=False)
     session.run("pytest", "-q", "-m", "slow", *session.posargs, env=TEST_ENV | {"RNNBENCH_DATA": _data_dir()})
 
 
@@ -73,6 +75,6 @@ def bench(session: nox.Session) -> None:
     _install(session)
     # not suite dependencies: reservoirpy is the peer of benchmarks/time_series.py; greenlet lets the
     # sides of benchmarks/runner_overhead.py take turns in one thread (benchmarks/turns.py)
-    session.install("reservoirpy", "greenlet")
+    session.install("reservoirpy", "greenlet", silent=False)
     session.run("python", "-m", "benchmarks", *session.posargs,
                 env={"RNNBENCH_DATA": _data_dir(), "WANDB_MODE": "offline"})
