@@ -215,7 +215,18 @@ class PennTreebank(_PennTreebankStream):
     # ---- generation (`rnnbench sample`)
 
     def encode(self, text: str) -> Tensor:
-        return self.vocabulary.encode(text.split())
+        """Words as ids; a word outside the vocabulary is refused, naming it (the Penn Treebank
+        is lower case with numbers as N, so 'The' would silently become <unk>); write `<unk>`
+        for an unknown word on purpose."""
+        words = text.split()
+        unseen = [word for word in words if word not in self.vocabulary]
+        if unseen:
+            hints = [f"'{word.lower()}'" for word in unseen if word.lower() in self.vocabulary]
+            raise BenchmarkError(f"{', '.join(repr(word) for word in unseen[:5])} not in the {self.name} "
+                                 f"vocabulary of {len(self.vocabulary):,} words (lower case, numbers as N)"
+                                 + (f"; did you mean {', '.join(hints[:5])}?" if hints else "")
+                                 + f": write the prime as the corpus does, or {UNKNOWN} for an unknown word")
+        return self.vocabulary.encode(words)
 
     def decode(self, ids: Tensor) -> str:
         """Words joined by spaces, one sentence per line."""

@@ -155,6 +155,11 @@ def test_a_tiny_ptb_run_trains_and_reports_perplexity_of_the_whole_split(tmp_pat
     assert capsys.readouterr().out.split() == first
     vocabulary = _ptb().vocabulary
     assert first[:2] == ["the", "company"] and all(word in vocabulary for word in first)
+    # a prime word outside the vocabulary is named, not silently read as <unk>
+    assert main(["sample", result.run_id[:8], "--store", str(store), "--prime", "The company"]) == 2
+    assert "'The' not in the ptb vocabulary" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["sample", result.run_id[:8], "--store", str(store), "--length", "3",
+                 "--prime", "the <unk> company"]) == 0
 
 
 def test_sampling_from_a_task_that_is_not_a_language_model_is_refused(tmp_path, capsys):
