@@ -274,3 +274,25 @@ def test_a_screenshot_of_the_page_is_kept(loaded):
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     pixels = imread(io.BytesIO(data), format="png")
     assert not math.isclose(float(pixels.min()), float(pixels.max()))   # not a blank page
+
+
+def wide_leaderboard() -> pd.DataFrame:
+    """A leaderboard table with every column `display_table` shows, long names and settings."""
+    rows = 8
+    return pd.DataFrame({
+        "architecture": ["gated_deltanet", "minlstm", "deep_rnn", "lstm", "bilstm", "rglru", "mamba", "esn"],
+        "settings": ["optim.clip_norm=5 optim.lr=0.1 trainer.batch_size=32"] * rows,
+        "mean": [0.91234] * rows, "±95%": [0.01234] * rows, "std": [0.004321] * rows,
+        "seeds": [3] * rows, "planned": [3] * rows, "not completed": ["1 diverged, 1 failed"] * rows,
+        "≈best": ["best n<2"] * rows, "params": [4_650_000] * rows, "fixed params": [1_000_000] * rows,
+        "tokens/s": [123456.7] * rows, "wall s": [1234.5] * rows,
+    })
+
+
+def test_a_full_leaderboard_table_fits_the_page_without_scrolling_sideways(driver, tmp_path):
+    path = tmp_path / "wide.html"
+    path.write_text(render_page("wide", [Section("ptb", "", [("ptb", wide_leaderboard())], [])]), encoding="utf-8")
+    driver.get(path.as_uri())
+    hidden = driver.execute_script(
+        "const w = document.querySelector('.table-wrap'); return w.scrollWidth - w.clientWidth;")
+    assert hidden <= 0, f"{hidden} px of the table are behind a horizontal scroll"

@@ -22,15 +22,17 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; line-height: 1.5; }
+       max-width: 84rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; line-height: 1.5; }
 h1 { font-size: 1.8rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
 h2 { font-size: 1.35rem; margin-top: 2.5rem; }
 p { white-space: pre-line; }
 .table-wrap { overflow: auto; max-height: 80vh; margin: 1rem 0; border: 1px solid #d0d7de; }
-table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+table { border-collapse: collapse; width: 100%; font-size: .82rem; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: .4rem .6rem; }
-th, td { padding: .35rem .6rem; border-bottom: 1px solid #e5e8eb; text-align: left; }
-th { position: sticky; top: 0; background: #f0f3f6; cursor: pointer; user-select: none; white-space: nowrap; }
+th, td { padding: .3rem .4rem; border-bottom: 1px solid #e5e8eb; text-align: left; }
+th { position: sticky; top: 0; background: #f0f3f6; cursor: pointer; user-select: none; }
+td { overflow-wrap: break-word; }
+td.num { white-space: nowrap; }
 th::after { content: " \\2195"; color: #8c959f; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; color: inherit; }
 th[aria-sort="descending"]::after { content: " \\25BC"; color: inherit; }
