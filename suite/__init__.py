@@ -15,7 +15,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "rnnbench.core.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder",
+    "rnnbench.core.contracts": ("Architecture", "Task", "Capabilities", "Requirements", "Encoder", "Baseline",
                            "EncoderOutput", "SequenceBatch", "TreeBatch", "GridBatch", "Batch",
                            "Inputs", "InputSpec", "Splits", "Reference", "IGNORE_INDEX",
                            "DecoderParts", "DECODER", "sequence_output"),

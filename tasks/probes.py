@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Annotated
 import torch
 from torch import Tensor
 
-from rnnbench import (AtLeast, Batch, IndexBatches, InputSpec, PerStepClassifier,
+from rnnbench import (AtLeast, Baseline, Batch, IndexBatches, InputSpec, PerStepClassifier,
                       PooledRegressor, Reference, Requirements, SequenceBatch, Splits, Task,
                       register_task)
+from rnnbench.toolkit.baselines import constant_value, majority_class, mean_target
 from rnnbench.toolkit.pooling import Pooling
 
 if TYPE_CHECKING:
@@ -127,6 +128,13 @@ class Copy(Task):
 
         return MetricCollection({"accuracy": MulticlassAccuracy(COPY_VOCAB, average="micro")})
 
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """Memoryless: one fixed symbol at every recalled position (accuracy 1/8 in expectation,
+        what any strategy without memory of the symbols scores)."""
+        counts = torch.zeros(COPY_VOCAB, dtype=torch.long)
+        counts[1] = 1
+        return (majority_class("memoryless", counts),)
+
     def references(self) -> tuple[Reference, ...]:
         steps = self.options.length + 2 * COPY_RECALL
         return (Reference(f"memoryless baseline at T={self.options.length} (loss, nats/step)",
@@ -195,6 +203,10 @@ class Adding(Task):
         from torchmetrics import MeanSquaredError, MetricCollection
 
         return MetricCollection({"mse": MeanSquaredError()})
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """Predicting the training targets' mean (about 1: an MSE of about 1/6)."""
+        return (constant_value("mean", mean_target(splits.train)),)
 
     def references(self) -> tuple[Reference, ...]:
         return (Reference("predict 1 baseline", 1 / 6, "Hochreiter & Schmidhuber 1997 setup"),)

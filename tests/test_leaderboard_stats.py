@@ -183,7 +183,9 @@ def test_the_formats_json_latex_csv_and_markdown(store):
     assert table["shared_settings"]["budget"] == "steps=6, batch=16" and table["shared_settings"]["task.length"] == 6
     row = table["rows"][0]
     assert isinstance(row["mse (mean)"], float) and isinstance(row["seeds"], int)
-    assert row["≈best"] == "best"
+    # six training steps do not get beyond predicting the mean: shown, not ranked, and said so
+    assert row["≈best"] == "did not learn" and table["none_learned"] is True and table["baselines"] == ["mean"]
+    assert row["baseline"] == pytest.approx(1 / 6, abs=0.03)
     latex = render(store, "adding", "latex")
     assert all(rule in latex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
     assert r"task.train\_size=64" in latex and r"$\pm$95\%" in latex
@@ -261,3 +263,44 @@ def test_a_table_says_when_its_rows_were_produced_with_different_thread_counts()
     runs["environment"] = [{"threads": 1}] * 6
     [table] = leaderboard_tables(runs).values()
     assert "thread counts" not in markdown_table(table)
+
+
+def _with_baselines(runs: pd.DataFrame, baselines: dict[str, list[float]]) -> pd.DataFrame:
+    """Each run's metrics plus baseline/NAME values per seed (the runner records them so)."""
+    runs = runs.copy()
+    runs["metrics"] = [{**metrics, **{f"baseline/{name}": values[seed] for name, values in baselines.items()}}
+                       for metrics, seed in zip(runs.metrics, runs.seed)]
+    return runs
+
+
+def test_a_row_not_beyond_its_strongest_baseline_did_not_learn_and_is_not_ranked():
+    """Adding, per-seed mean-predictor MSEs 0.163, 0.172, 0.158 (the audit's numbers): the lstm at
+    the plateau (the baseline's values) and an rnn near it did not learn, and are listed after the
+    gru, which is beyond it on every seed; a weaker constant baseline (zero) is not the strongest."""
+    baselines = {"mean": [0.1633, 0.1718, 0.1584], "zero": [1.1, 1.2, 1.0]}
+    runs = _with_baselines(_runs([("lstm", [0.1633, 0.1718, 0.1584]), ("gru", [0.05, 0.06, 0.04]),
+                                  ("rnn", [0.15, 0.19, 0.17])]), baselines)
+    (table,) = leaderboard_tables(runs).values()
+    assert list(table.architecture) == ["gru", "lstm", "rnn"]
+    assert list(table["≈best"]) == ["best", "did not learn", "did not learn"]
+    assert table.attrs["baselines"] == ["mean"] and not table.attrs["none_learned"]
+    assert table.baseline.iloc[0] == pytest.approx(statistics.mean(baselines["mean"]))
+
+
+def test_the_paired_rule_by_hand():
+    """Differences (baseline - score, lower is better) 0.01, 0.02, 0.03: mean 0.02, s 0.01, t(0.975,
+    2) = 4.303: interval 0.02 -+ 0.0248, which reaches below 0: not beyond. With 0.02, 0.02, 0.021
+    it is."""
+    from rnnbench.reports.leaderboard import strongest_baseline
+
+    def completed(scores, base):
+        runs = _with_baselines(_runs([("x", scores)]), {"mean": base})
+        return runs.assign(score=runs.metrics.map(lambda metrics: metrics["test/mse"]))
+
+    name, _, learned = strongest_baseline(completed([0.15, 0.14, 0.13], [0.16, 0.16, 0.16]), "min")
+    assert name == "mean" and not learned
+    assert strongest_baseline(completed([0.14, 0.14, 0.139], [0.16, 0.16, 0.16]), "min")[2]
+    assert strongest_baseline(completed([0.5], [0.125]), "max")[2]            # one seed: better is enough
+    assert not strongest_baseline(completed([0.125], [0.125]), "max")[2]      # equal is not beyond
+    name, scores, learned = strongest_baseline(_runs([("x", [0.1, 0.2])]).assign(score=[0.1, 0.2]), "min")
+    assert name is None and len(scores) == 0 and learned

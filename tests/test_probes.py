@@ -81,3 +81,13 @@ def test_the_lstm_recalls_copy_symbols_at_t50_where_the_rnn_stays_at_chance(tmp_
                 .metrics["test/accuracy"] for name in ("lstm", "rnn")}
     assert accuracy["rnn"] < 0.16                     # chance is 1/8
     assert accuracy["lstm"] > 0.4
+
+
+@pytest.mark.parametrize("task, name, expected, tolerance", [("adding", "mean", 1 / 6, 0.03),
+                                                             ("copy", "memoryless", 1 / 8, 0.04)])
+def test_a_run_records_its_tasks_baselines_on_its_own_test_set(task, name, expected, tolerance, tmp_path):
+    """Predicting the mean scores about 1/6 on adding, a fixed symbol about 1/8 on copy: scored
+    with the task's metric on the run's test split (so per seed), recorded as baseline/NAME."""
+    first = run("gru", task, QUICK, store=tmp_path / "r.sqlite", progress=False).metrics[f"baseline/{name}"]
+    other = run("gru", task, QUICK, seed=1, store=tmp_path / "r.sqlite", progress=False).metrics[f"baseline/{name}"]
+    assert first == pytest.approx(expected, abs=tolerance) and first != other   # each seed's own test set

@@ -13,7 +13,7 @@ Causality convention:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -345,6 +345,18 @@ class Reference:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """A trivial predictor that a task declares (predicting the mean, the majority class, a
+    unigram model, ...): the runner scores it with the task's own metrics on the same test set as
+    the run, per seed, and records it as `baseline/NAME`; a leaderboard row that is not beyond the
+    strongest baseline "did not learn" and is not ranked. `predict(batch)` returns predictions in
+    the format of the task's head (what its `update_metrics` reads: logits, values, ...)."""
+
+    name: str
+    predict: Callable[["Batch"], Tensor]
+
+
 @dataclass
 class Splits:
     """Iterables of `Batch` per split. `train` is re-iterated every epoch."""
@@ -436,6 +448,12 @@ class Task:
 
     def references(self) -> tuple[Reference, ...]:
         """Published numbers (and baselines) for the primary metric under these options."""
+        return ()
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """The task's trivial predictors, fitted on `splits.train` where they need fitting (the
+        mean target, the unigram counts): see `Baseline`. Default: none declared (a leaderboard
+        then says so)."""
         return ()
 
     def evaluate_model(self, model: nn.Module, split: Literal["val", "test"]) -> dict[str, float]:

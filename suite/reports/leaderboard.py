@@ -178,12 +178,14 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
     fixed = environments.map(lambda environment: (environment or {}).get("fixed_parameters"))
     runs = runs.assign(fixed_parameters=pd.to_numeric(fixed, errors="coerce"))
+    with_baselines = bool(runs.metrics.map(lambda metrics: any(key.startswith(BASELINE) for key in metrics or {})).any())
     rows = []
     for (architecture, _config_id), group in runs.groupby(["architecture", "config_id"], sort=False):
         completed = group[group.status == "completed"]
         scores = completed.score.dropna().to_numpy()
         low, high = confidence_interval(scores, interval)
         config = group.config.iloc[0]
+        baseline_name, baseline_scores, learned = strongest_baseline(completed, direction)
         rows.append({
             "architecture": architecture,
             "settings": _settings_label(config, varying),
@@ -199,19 +201,56 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
             f"{unit}/s": completed.items_per_second.mean(),
             "wall time (s)": completed.wall_time_s.mean(),
             "budget": _budget(config),
+            "baseline": float(np.mean(baseline_scores)) if len(baseline_scores) else float("nan"),
+            "_baseline_name": baseline_name,
+            "_learned": learned,
             "_scores": scores,
         })
     table = pd.DataFrame(rows)
     table["_incomplete"] = (table["not completed"] != "-") | (table["seeds"] < table["planned"])
-    table = table.sort_values(["_incomplete", f"{primary} (mean)"],
-                              ascending=[True, direction == "min"], na_position="last", kind="stable")
+    # rows that did not learn go last, unranked; the others as the module docstring says
+    table = table.sort_values(["_learned", "_incomplete", f"{primary} (mean)"],
+                              ascending=[False, True, direction == "min"], na_position="last", kind="stable")
     table = table.reset_index(drop=True)
-    table.insert(table.columns.get_loc("not completed") + 1, "≈best", _best_marks(list(table._scores)))
+    learned = int(table._learned.sum())
+    marks = _best_marks(list(table._scores[:learned])) + ["did not learn"] * (len(table) - learned)
+    table.insert(table.columns.get_loc("not completed") + 1, "≈best", marks)
     if table["fixed params"].isna().all():
         table = table.drop(columns="fixed params")
-    table = table.drop(columns=["_incomplete", "_scores"])
-    table.attrs.update(primary_metric=primary, direction=direction, interval=interval)
+    baselines = sorted({name for name in table._baseline_name if name})
+    if not with_baselines:   # a table of runs from before baselines were recorded: as it was
+        table = table.drop(columns="baseline")
+    table = table.drop(columns=["_incomplete", "_scores", "_learned", "_baseline_name"])
+    table.attrs.update(primary_metric=primary, direction=direction, interval=interval,
+                       baselines=baselines if with_baselines else None, none_learned=with_baselines and not learned)
     return table
+
+
+BASELINE = "baseline/"   # a run's baselines are recorded among its metrics as baseline/NAME
+
+
+def strongest_baseline(completed: pd.DataFrame, direction: str) -> tuple[str | None, np.ndarray, bool]:
+    """(name, per-seed scores, learned) of a row: the strongest of the baselines its runs
+    recorded (best mean over the row's seeds), and whether the row is beyond it. Beyond: the
+    paired per-seed differences (score - baseline, signed so that positive is better) have a
+    95% t interval above 0; with one seed, a better score. A row without baselines counts as
+    learned (nothing to compare with)."""
+    sign = 1.0 if direction == "max" else -1.0
+    names = sorted({key for metrics in completed.metrics for key in (metrics or {}) if key.startswith(BASELINE)})
+    per_name = {name: completed.metrics.map(lambda metrics, name=name: (metrics or {}).get(name)).astype(float)
+                for name in names}
+    per_name = {name: values for name, values in per_name.items() if values.notna().all()}
+    if not per_name or completed.empty:
+        return None, np.array([]), True
+    name = max(per_name, key=lambda key: sign * per_name[key].mean())
+    differences = (sign * (completed.score.astype(float) - per_name[name])).dropna().to_numpy()
+    if len(differences) == 0:
+        return name.removeprefix(BASELINE), per_name[name].to_numpy(), False
+    if len(differences) == 1 or np.all(differences == differences[0]):
+        learned = bool(differences.mean() > 0)
+    else:
+        learned = bool(confidence_interval(differences)[0] > 0)
+    return name.removeprefix(BASELINE), per_name[name].to_numpy(), learned
 
 
 def _mean_int(values: pd.Series) -> int | None:
@@ -556,9 +595,17 @@ def _legend(frame: pd.DataFrame) -> str:
     if frame.attrs.get("reference"):
         return (f"Reference runs, not ranked: test {frame.attrs['primary_metric']} ({better} is better), "
                 f"for comparison with the published numbers below.")
-    return (f"Test {frame.attrs['primary_metric']} ({better} is better): mean over completed seeds, "
+    text = (f"Test {frame.attrs['primary_metric']} ({better} is better): mean over completed seeds, "
             f"95% interval of the mean ({how}); ≈best: Welch's t-test against the best row, "
             f"p ≥ 0.05.")
+    if frame.attrs.get("baselines") is not None:
+        text += (f" baseline: the strongest of the task's trivial predictors "
+                 f"({', '.join(frame.attrs['baselines']) or 'none recorded'}), scored on each seed's test set; "
+                 f"a row not beyond it (paired per-seed differences, 95% interval above 0) did not learn "
+                 f"and is not ranked.")
+    if frame.attrs.get("none_learned"):
+        text = "**No row is beyond its baseline: nothing in this table learned the task.** " + text
+    return text
 
 
 def display_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -610,9 +657,12 @@ def _json_value(value: object) -> object:
 
 
 def _json_table(title: str, frame: pd.DataFrame) -> dict:
-    return {"title": title, "task": frame.attrs["task"], "primary_metric": frame.attrs["primary_metric"],
-            "direction": frame.attrs["direction"], "shared_settings": frame.attrs["shared_settings"],
-            "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"]}
+    table = {"title": title, "task": frame.attrs["task"], "primary_metric": frame.attrs["primary_metric"],
+             "direction": frame.attrs["direction"], "shared_settings": frame.attrs["shared_settings"],
+             "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"]}
+    if frame.attrs.get("baselines") is not None:
+        table.update(baselines=frame.attrs["baselines"], none_learned=frame.attrs["none_learned"])
+    return table
 
 
 def _latex_cell(value: object) -> str:

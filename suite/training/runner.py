@@ -26,6 +26,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from rnnbench.core.errors import DivergedError, RunInterrupted
 from rnnbench.store import ResultStore
 from rnnbench.training import conformance_verdicts, cpu_share
+from rnnbench.training.baseline_scores import score_baselines
 from rnnbench.training.callbacks import BestCheckpoint, RecordProgress
 from rnnbench.training.config import RunConfig
 from rnnbench.training.denormals import flush_denormals
@@ -274,6 +275,7 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
     metrics.update(_metrics(trainer, "val/"))
     trainer.test(module, dataloaders=splits.test, ckpt_path=best_path, verbose=False, weights_only=False)
     metrics.update(_metrics(trainer, "test/"))
+    metrics.update(score_baselines(module.task, module.model.head, splits))   # the same test set
     timings["evaluate_s"] = time.perf_counter() - evaluation_started
     if best.best_model_score is not None:
         metrics[f"best_{monitor}"] = float(best.best_model_score)

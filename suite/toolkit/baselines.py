@@ -1,0 +1,132 @@
+"""Trivial predictors that tasks declare as their baselines (`Task.baselines`), fitted on the
+training split and scored by the runner with the task's own metrics on the same test set as the
+run. A leaderboard row that is not beyond the strongest of them did not learn the task.
+
+Each returns a `Baseline(name, predict)`, `predict(batch)` giving predictions in a head's format:
+
+- `constant_value`: one value for every item (predicting the mean target; `PooledRegressor`);
+- `majority_class`: the most frequent training label, for every item (`PooledClassifier`), or at
+  every position (`PerStepClassifier`);
+- `fixed_distribution`: the same distribution at every position, as log-probabilities (a
+  unigram or uniform language model; `PerStepClassifier` reads them as logits: softmax(log p) = p);
+- `most_frequent_label_per_token`: each input token's most frequent training label, the overall
+  most frequent one for a token never seen (the most-frequent-tag tagger);
+- `linear_on_lags`: ridge regression of each step's target on the last k inputs (time series;
+  `PerStepRegressor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+from rnnbench.core.contracts import IGNORE_INDEX, Baseline, Batch, SequenceBatch
+
+
+def mean_target(batches: Iterable[Batch]) -> float:
+    """The mean of every target in one pass over `batches`."""
+    total, count = 0.0, 0
+    for batch in batches:
+        total += float(batch.targets.double().sum())
+        count += batch.targets.numel()
+    return total / max(count, 1)
+
+
+def constant_value(name: str, value: float) -> Baseline:
+    """Predict `value` for every item: (B,) predictions."""
+    return Baseline(name, lambda batch: torch.full(batch.targets.shape, value, dtype=torch.float32))
+
+
+def label_counts(batches: Iterable[Batch], num_classes: int) -> Tensor:
+    """(num_classes,) counts of the labels of every supervised position (IGNORE_INDEX left out)."""
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    for batch in batches:
+        targets = batch.targets[batch.targets != IGNORE_INDEX]
+        counts += torch.bincount(targets.reshape(-1), minlength=num_classes)
+    return counts
+
+
+def _one_hot_logits(labels: Tensor, num_classes: int) -> Tensor:
+    return torch.nn.functional.one_hot(labels, num_classes).float()
+
+
+def majority_class(name: str, counts: Tensor) -> Baseline:
+    """Predict the most frequent label (the lowest on a tie): logits shaped like the targets plus
+    a class dimension, (B, C) for pooled heads or (B, T, C) per step."""
+    label = int(torch.argmax(counts))
+    num_classes = len(counts)
+
+    def predict(batch: Batch) -> Tensor:
+        labels = torch.full(batch.targets.shape, label, dtype=torch.long)
+        return _one_hot_logits(labels, num_classes)
+    return Baseline(name, predict)
+
+
+def fixed_distribution(name: str, probabilities: Tensor) -> Baseline:
+    """The same distribution over the vocabulary at every position: (B, T, V) log-probabilities."""
+    log_probabilities = torch.log(probabilities / probabilities.sum())
+    return Baseline(name, lambda batch: log_probabilities.expand(*batch.targets.shape, len(probabilities)))
+
+
+def unigram(name: str, counts: Tensor) -> Baseline:
+    """The training unigram distribution, add-one smoothed (a word never seen in training keeps a
+    finite probability)."""
+    return fixed_distribution(name, counts.double() + 1.0)
+
+
+def uniform(name: str, size: int) -> Baseline:
+    return fixed_distribution(name, torch.ones(size, dtype=torch.float64))
+
+
+def most_frequent_label_per_token(name: str, batches: Iterable[Batch], vocab_size: int, num_classes: int) -> Baseline:
+    """Each input token's most frequent training label; a token never seen in training gets the
+    most frequent label overall. Predictions are (B, T, C) one-hot logits."""
+    counts = torch.zeros(vocab_size, num_classes, dtype=torch.long)
+    for batch in batches:
+        tokens, targets = _tokens(batch), batch.targets
+        supervised = targets != IGNORE_INDEX
+        counts.index_put_((tokens[supervised], targets[supervised]), torch.tensor(1), accumulate=True)
+    overall = int(torch.argmax(counts.sum(0)))
+    table = torch.where(counts.sum(1) > 0, counts.argmax(1), torch.tensor(overall))
+
+    def predict(batch: Batch) -> Tensor:
+        return _one_hot_logits(table[_tokens(batch)], num_classes)
+    return Baseline(name, predict)
+
+
+def _tokens(batch: Batch) -> Tensor:
+    if not isinstance(batch.inputs, SequenceBatch) or batch.inputs.values.dtype != torch.long:
+        raise TypeError("a per-token baseline needs token-id sequences (SequenceBatch of longs)")
+    return batch.inputs.values
+
+
+def _lagged(values: Tensor, lags: int) -> Tensor:
+    """(B, T, F) inputs -> (B, T, lags * F + 1): the last `lags` inputs at each step (zeros
+    before the start) and a constant 1."""
+    batch, steps, features = values.shape
+    padded = torch.cat([values.new_zeros(batch, lags - 1, features), values], dim=1)
+    windows = padded.unfold(1, lags, 1)                          # (B, T, F, lags)
+    flat = windows.reshape(batch, steps, features * lags)
+    return torch.cat([flat, flat.new_ones(batch, steps, 1)], dim=-1)
+
+
+def linear_on_lags(name: str, batches: Iterable[Batch], lags: int, ridge: float = 1e-6) -> Baseline:
+    """Ridge regression of each step's target on the last `lags` inputs, fitted on the real
+    (unpadded) steps of one pass over `batches`; predictions (B, T, F_out)."""
+    gram, moment = None, None
+    for batch in batches:
+        inputs = batch.inputs.values.double()
+        features = _lagged(inputs, lags)
+        real = batch.inputs.mask()
+        x, y = features[real], batch.targets.double()[real].reshape(int(real.sum()), -1)
+        gram = x.T @ x if gram is None else gram + x.T @ x
+        moment = x.T @ y if moment is None else moment + x.T @ y
+    if gram is None:
+        raise ValueError("linear_on_lags needs at least one training batch")
+    weights = torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=gram.dtype), moment)
+
+    def predict(batch: Batch) -> Tensor:
+        return (_lagged(batch.inputs.values.double(), lags) @ weights).float()
+    return Baseline(name, predict)
