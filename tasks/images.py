@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnbench import (AtLeast, Batch, BenchmarkError, GridBatch, IndexBatches, InputSpec,
+from rnnbench import (AtLeast, Baseline, Batch, BenchmarkError, GridBatch, IndexBatches, InputSpec,
                       PerPixelBernoulli, Reference, Requirements, Splits, Task, register_task)
 from rnnbench.toolkit.datasets import read_fashion_mnist
 from rnnbench.tasks.pixels import hold_out
@@ -100,6 +100,13 @@ class ImageDensity(Task):
 
     def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerPixelBernoulli(encoder_output_size, channels=1)
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """Independent pixels: each pixel's probability of being on, from the training images'
+        intensities (what binarization draws from), clipped away from 0 and 1."""
+        on = self.intensities("train").mean(0).clamp(1e-3, 1 - 1e-3)     # (1, 28, 28)
+        logits = torch.log(on) - torch.log1p(-on)
+        return (Baseline("independent_pixels", lambda batch: logits.expand_as(batch.targets)),)
 
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection

@@ -18,6 +18,7 @@ perplexity = exp(-(1/N) sum_i log p(w_i | w_<i)) for words, bits per character
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -28,8 +29,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import torch
 from torch import Tensor
 
-from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, PerStepClassifier, Reference,
+from rnnbench import (AtLeast, Baseline, Batch, BenchmarkError, InputSpec, PerStepClassifier, Reference,
                       Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.toolkit.baselines import label_counts, unigram, uniform
 from rnnbench.toolkit.datasets import require
 from rnnbench.toolkit.text import Vocabulary
 
@@ -160,6 +162,16 @@ class _PennTreebankStream(Task):
     def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerStepClassifier(encoder_output_size, len(self.vocabulary),
                                  tied_embedding=embedding if self.options.tie_weights else None)
+
+    def uninformed_loss(self) -> float:
+        """ln V: the loss per token of a uniform guess (a perplexity of V)."""
+        return math.log(len(self.vocabulary))
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """The training split's unigram model (add-one smoothed) and the uniform model (the
+        perplexity of a uniform guess is the vocabulary's size)."""
+        size = len(self.vocabulary)
+        return (unigram("unigram", label_counts(splits.train, size)), uniform("uniform", size))
 
 
 @register_task("ptb")

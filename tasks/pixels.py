@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from rnnbench.toolkit import datasets as data
-from rnnbench import (AtLeast, Batch, BenchmarkError, IndexBatches, InputSpec, PooledClassifier,
+from rnnbench import (AtLeast, Baseline, Batch, BenchmarkError, IndexBatches, InputSpec, PooledClassifier,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.toolkit.baselines import majority_class
 from rnnbench.toolkit.pooling import Pooling
 
 if TYPE_CHECKING:
@@ -138,6 +139,11 @@ class PixelClassification(Task):
 
     def build_head(self, encoder_output_size, embedding, decoder=None):
         return PooledClassifier(encoder_output_size, NUM_CLASSES, pooling=self.options.pooling)
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """The training split's most frequent class."""
+        _, labels = self.sequences("train")
+        return (majority_class("majority_class", torch.bincount(labels, minlength=NUM_CLASSES)),)
 
     def metrics(self) -> MetricCollection:
         from torchmetrics import MetricCollection

@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnbench import (Batch, BenchmarkError, EncoderOutput, Head, HeadOutput, IGNORE_INDEX,
+from rnnbench import (Baseline, Batch, BenchmarkError, EncoderOutput, Head, HeadOutput, IGNORE_INDEX,
                       InputSpec, PooledClassifier, Reference, Requirements, SequenceBatch,
                       Splits, Task, TreeBatch, register_task)
+from rnnbench.toolkit.baselines import majority_class
 from rnnbench.toolkit.datasets import require
 from rnnbench.toolkit.pooling import Pooling
 from rnnbench.toolkit.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
@@ -231,6 +232,13 @@ class _SentimentTask(Task):
         from torchmetrics.classification import MulticlassAccuracy
 
         return MetricCollection({"accuracy": MulticlassAccuracy(self.num_classes, average="micro")})
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """The training sentences' most frequent label (whatever the runs train on, it is the
+        sentences that are tested)."""
+        labels = [self.label(tree.label) for tree in self.trees()["train"]]
+        labels = torch.tensor([label for label in labels if label != IGNORE_INDEX], dtype=torch.long)
+        return (majority_class("majority_class", torch.bincount(labels, minlength=self.num_classes)),)
 
     def references(self) -> tuple[Reference, ...]:
         column = 1 if self.binary else 0

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from rnnbench import (Batch, BenchmarkError, IGNORE_INDEX, InputSpec, PerStepClassifier,
+from rnnbench import (Baseline, Batch, BenchmarkError, IGNORE_INDEX, InputSpec, PerStepClassifier,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.toolkit.baselines import label_counts, majority_class, most_frequent_label_per_token
 from rnnbench.toolkit.crf import CRFTagger
 from rnnbench.toolkit.datasets import require
 from rnnbench.toolkit.text import BucketBatches, TextOptions, Vocabulary, pad, read_once, spread
@@ -193,6 +194,13 @@ class _TaggingTask(Task):
                                  batching=self.options.batching)
 
         return Splits(train=batches("train"), val=batches("val"), test=batches("test"))
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """Each word's most frequent training tag (an unknown word: the <unk> token's, as the
+        models see it), and the most frequent tag everywhere."""
+        tags = len(self.tags)
+        return (most_frequent_label_per_token("most_frequent_tag_per_word", splits.train, len(self.words), tags),
+                majority_class("most_frequent_tag", label_counts(splits.train, tags)))
 
     def build_head(self, encoder_output_size, embedding, decoder=None):
         if self.options.output_layer == "crf":

@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnbench import (AtLeast, Batch, BenchmarkError, InputSpec, NonNegative, PerStepRegressor,
+from rnnbench import (AtLeast, Baseline, Batch, BenchmarkError, InputSpec, NonNegative, PerStepRegressor,
                       Reference, Requirements, SequenceBatch, Splits, Task, register_task)
+from rnnbench.toolkit.baselines import fit_linear_on_lags, in_order, predict_on_lags
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
@@ -150,6 +151,9 @@ class SeriesOptions:
     washout: Annotated[int, NonNegative] = 100
 
 
+BASELINE_LAGS = 30   # the linear baseline's inputs: the current one and the 29 before it
+
+
 class SeriesPrediction(Task):
     """Shared by the time-series tasks: `series()` gives the whole (inputs, targets), (N, 1) each."""
     item_unit = "steps"
@@ -199,6 +203,18 @@ class SeriesPrediction(Task):
 
     def build_head(self, encoder_output_size, embedding, decoder=None):
         return PerStepRegressor(encoder_output_size, out_features=1)
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """A linear model on the last 30 inputs (ridge regression fitted on the training stretch),
+        read out over the test streams as the models are: a model that does no better has learned
+        nothing a linear filter could not."""
+        inputs, targets = self.split_series("train")
+        weights = fit_linear_on_lags(inputs, targets, BASELINE_LAGS)
+        test_inputs, _ = self.split_series("test")
+        predicted = predict_on_lags(test_inputs, weights, BASELINE_LAGS)
+        test = splits.test
+        chunks = ChunkedStreams(test_inputs, predicted, test.inputs.shape[0], test.bptt, test.washout)
+        return (in_order(f"linear_on_{BASELINE_LAGS}_lags", (batch.targets for batch in chunks)),)
 
     def metrics(self) -> MetricCollection:
         from torchmetrics import MeanSquaredError, MetricCollection

@@ -160,3 +160,20 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
         err = process.stderr.read()
         assert process.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_best_checkpoint_worse_than_a_model_that_learned_nothing_diverged(tmp_path, monkeypatch):
+    """The audit's Elman RNN on PTB: test perplexity 6.1e5, worse than the uniform guess over
+    10,000 words, recorded as completed. A loss above the task's uninformed loss (ln V for a
+    language model) is now recorded as diverged."""
+    import math
+
+    from rnnbench.core import registry
+
+    copy = registry.get_task("copy")
+    monkeypatch.setattr(copy, "uninformed_loss", lambda self: 0.01)   # any trained copy model is above it
+    with pytest.raises(DivergedError, match="above the 0.01 of a model that learned nothing"):
+        runner.run("gru", "copy", QUICK, store=tmp_path / "r.sqlite", progress=False)
+    assert list(ResultStore(tmp_path / "r.sqlite").runs_frame().status) == ["diverged"]
+    ptb = registry.get_task("ptb")
+    assert ptb(ptb.Options()).uninformed_loss() == pytest.approx(math.log(10_000))

@@ -450,6 +450,13 @@ class Task:
         """Published numbers (and baselines) for the primary metric under these options."""
         return ()
 
+    def uninformed_loss(self) -> float | None:
+        """The mean loss of a model that learned nothing about the inputs (ln V nats for a
+        softmax over V tokens guessing uniformly), or None. A run whose best checkpoint scores
+        a validation or test loss more than 1% above it is recorded as diverged, whatever its
+        first loss."""
+        return None
+
     def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
         """The task's trivial predictors, fitted on `splits.train` where they need fitting (the
         mean target, the unigram counts): see `Baseline`. Default: none declared (a leaderboard

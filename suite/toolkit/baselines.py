@@ -11,7 +11,8 @@ Each returns a `Baseline(name, predict)`, `predict(batch)` giving predictions in
   unigram or uniform language model; `PerStepClassifier` reads them as logits: softmax(log p) = p);
 - `most_frequent_label_per_token`: each input token's most frequent training label, the overall
   most frequent one for a token never seen (the most-frequent-tag tagger);
-- `linear_on_lags`: ridge regression of each step's target on the last k inputs (time series;
+- `fit_linear_on_lags` / `predict_on_lags`: ridge regression of each step's target on the last k
+  inputs of a continuous series, handed out chunk by chunk with `in_order` (time series;
   `PerStepRegressor`).
 """
 
@@ -102,31 +103,37 @@ def _tokens(batch: Batch) -> Tensor:
     return batch.inputs.values
 
 
-def _lagged(values: Tensor, lags: int) -> Tensor:
-    """(B, T, F) inputs -> (B, T, lags * F + 1): the last `lags` inputs at each step (zeros
-    before the start) and a constant 1."""
-    batch, steps, features = values.shape
-    padded = torch.cat([values.new_zeros(batch, lags - 1, features), values], dim=1)
-    windows = padded.unfold(1, lags, 1)                          # (B, T, F, lags)
-    flat = windows.reshape(batch, steps, features * lags)
-    return torch.cat([flat, flat.new_ones(batch, steps, 1)], dim=-1)
+def lagged(series: Tensor, lags: int) -> Tensor:
+    """(N, F) series -> (N, lags * F + 1): at each step the last `lags` inputs, that step's
+    included (zeros before the start), and a constant 1."""
+    steps, features = series.shape
+    padded = torch.cat([series.new_zeros(lags - 1, features), series], dim=0)
+    windows = padded.unfold(0, lags, 1).reshape(steps, features * lags)   # (N, F, lags) flattened
+    return torch.cat([windows, windows.new_ones(steps, 1)], dim=-1)
 
 
-def linear_on_lags(name: str, batches: Iterable[Batch], lags: int, ridge: float = 1e-6) -> Baseline:
-    """Ridge regression of each step's target on the last `lags` inputs, fitted on the real
-    (unpadded) steps of one pass over `batches`; predictions (B, T, F_out)."""
-    gram, moment = None, None
-    for batch in batches:
-        inputs = batch.inputs.values.double()
-        features = _lagged(inputs, lags)
-        real = batch.inputs.mask()
-        x, y = features[real], batch.targets.double()[real].reshape(int(real.sum()), -1)
-        gram = x.T @ x if gram is None else gram + x.T @ x
-        moment = x.T @ y if moment is None else moment + x.T @ y
-    if gram is None:
-        raise ValueError("linear_on_lags needs at least one training batch")
-    weights = torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=gram.dtype), moment)
+def fit_linear_on_lags(inputs: Tensor, targets: Tensor, lags: int, ridge: float = 1e-6) -> Tensor:
+    """Ridge regression weights ((lags * F + 1), F_out) of each step's target on the last `lags`
+    inputs of one continuous (N, F) series: (X^T X + ridge I)^-1 X^T Y, in float64."""
+    features = lagged(inputs.double(), lags)
+    gram = features.T @ features
+    return torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=gram.dtype), features.T @ targets.double())
+
+
+def predict_on_lags(inputs: Tensor, weights: Tensor, lags: int) -> Tensor:
+    """(N, F_out) predictions of `fit_linear_on_lags`'s weights on a continuous (N, F) series."""
+    return (lagged(inputs.double(), lags) @ weights).float()
+
+
+def in_order(name: str, predictions: Iterable[Tensor]) -> Baseline:
+    """A baseline whose predictions are computed up front, one per batch of the test split, and
+    handed out in the split's order (a time series read in chunks: the lags of a chunk's first
+    steps reach into the chunk before it, as the models' carried state does)."""
+    chunks = list(predictions)
+    position = [0]
 
     def predict(batch: Batch) -> Tensor:
-        return (_lagged(batch.inputs.values.double(), lags) @ weights).float()
+        chunk = chunks[position[0] % len(chunks)]
+        position[0] += 1
+        return chunk
     return Baseline(name, predict)

@@ -279,13 +279,21 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
     timings["evaluate_s"] = time.perf_counter() - evaluation_started
     if best.best_model_score is not None:
         metrics[f"best_{monitor}"] = float(best.best_model_score)
+    uninformed = module.task.uninformed_loss()
     for split in ("val", "test"):
         loss = metrics.get(f"{split}/loss")
         if loss is not None and module.diverged(loss):
             raise DivergedError(f"the {split} loss of the best checkpoint is {loss:.4g} (first "
                                 f"training loss {module.initial_loss}): the run diverged; lower "
                                 f"optim.lr or set optim.clip_norm")
+        if loss is not None and uninformed is not None and loss > UNINFORMED_SLACK * uninformed:
+            raise DivergedError(f"the {split} loss of the best checkpoint is {loss:.4g}, above the "
+                                f"{uninformed:.4g} of a model that learned nothing (a uniform guess): "
+                                f"the run diverged; lower optim.lr or set optim.clip_norm")
 
+# a best checkpoint more than 1% worse than a model that learned nothing diverged (an untrained
+# model sits at the uninformed loss give or take its initial noise: that is "did not learn")
+UNINFORMED_SLACK = 1.01
 RESUME_ENV = "RNNBENCH_RESUME_FROM"   # rank 0's resume point, for the other DDP processes
 
 def _launched_rank() -> int:
