@@ -65,3 +65,13 @@ def at_batch_end(monkeypatch, read) -> list:
 
     monkeypatch.setattr(runner.RecordProgress, "on_train_batch_end", spy)
     return seen
+
+
+def matrix_columns(matrix: str) -> dict[str, int]:
+    """{task: its column index} from `rnnbench list --matrix` (tasks are numbered columns, named
+    in the 'Tasks:' lines below the grid)."""
+    lines = matrix.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Tasks: "))
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    named = " ".join(line.strip() for line in lines[start:end]).removeprefix("Tasks: ").split(", ")
+    return {name: int(number) - 1 for number, name in (item.split(" ", 1) for item in named)}

@@ -1,6 +1,6 @@
 import pytest
 
-from helpers import QUICK
+from helpers import QUICK, matrix_columns
 from rnnbench.cli import main
 
 
@@ -16,10 +16,7 @@ def test_list_and_matrix(capsys):
     matrix = capsys.readouterr().out
     lines = matrix.splitlines()
     assert max(map(len, lines)) <= 100   # fits a terminal: tasks are numbered columns
-    start = next(index for index, line in enumerate(lines) if line.startswith("Tasks: "))
-    end = lines.index("", start)
-    named = " ".join(line.strip() for line in lines[start:end]).removeprefix("Tasks: ").split(", ")
-    numbers = {name: number for number, name in (item.split(" ", 1) for item in named)}
+    numbers = {name: column + 1 for name, column in matrix_columns(matrix).items()}
     bilstm = next(line for line in lines if line.startswith("bilstm ")).split()[1:]
     letter = bilstm[int(numbers["copy"]) - 1]
     reason = next(line for line in lines if line.startswith(f"{letter:>3}  "))
