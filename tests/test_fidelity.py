@@ -163,6 +163,12 @@ def test_a_kill_between_a_history_write_and_its_checkpoint_leaves_no_duplicate_r
     assert rounds(store) == rounds(tmp_path / "a" / "r.sqlite") == [(0, 5), (1, 10), (2, 15)]
     assert resumed.metrics == reference.metrics
 
+    def convergence(path: Path) -> dict:   # the rounds before the kill travel in the resume point
+        return ResultStore(path).runs_frame().environment.iloc[0]["convergence"]
+
+    assert convergence(store) == convergence(tmp_path / "a" / "r.sqlite")
+    assert convergence(store)["rounds"] == 3 and convergence(store)["stopped_by"] == "budget"
+
 
 def test_a_run_resumed_mid_window_logs_the_same_training_history(tmp_path):
     """Killed right after the resume point of step 40, in the middle of the loss window of steps

@@ -304,3 +304,31 @@ def test_the_paired_rule_by_hand():
     assert not strongest_baseline(completed([0.125], [0.125]), "max")[2]      # equal is not beyond
     name, scores, learned = strongest_baseline(_runs([("x", [0.1, 0.2])]).assign(score=[0.1, 0.2]), "min")
     assert name is None and len(scores) == 0 and learned
+
+
+def test_improving_at_end_by_hand():
+    """Rounds at steps 100..1000: the last fifth is steps after 800. Accuracy best 0.50 before,
+    0.52 after: +0.02 > 1% of 0.50, still improving; 0.504 after: +0.004 < 0.005, not."""
+    from rnnbench.training.callbacks import improving_at_end
+
+    rounds = [(step, 0.1 + step / 2000) for step in range(100, 801, 100)]   # 0.15 .. 0.50
+    assert improving_at_end(rounds + [(900, 0.51), (1000, 0.52)], "max") is True
+    assert improving_at_end(rounds + [(900, 0.504), (1000, 0.49)], "max") is False
+    assert improving_at_end([(100, 3.0), (500, 2.0), (1000, 1.5)], "min") is True   # a loss still falling
+    assert improving_at_end([(1000, 1.5)], "min") is None                            # no earlier part
+    assert improving_at_end([], "min") is None
+
+
+def test_a_table_says_when_its_leading_rows_were_cut_by_the_budget():
+    runs = _runs([("gru", [0.05, 0.06]), ("lstm", [0.30, 0.31])])
+    runs["environment"] = [{"convergence": {"improving_at_end": architecture == "gru"}}
+                           for architecture in runs.architecture]
+    (table,) = leaderboard_tables(runs).values()
+    assert table.attrs["cut_by_budget"] == ["gru"]
+    from rnnbench.reports.leaderboard import markdown_table
+    assert markdown_table(table).startswith("**Cut by the budget: gru (leading) were still improving")
+    runs["environment"] = [{"convergence": {"improving_at_end": False}}] * len(runs)
+    (table,) = leaderboard_tables(runs).values()
+    assert table.attrs["cut_by_budget"] == [] and "Cut by the budget" not in markdown_table(table)
+    (table,) = leaderboard_tables(_runs([("gru", [0.05, 0.06])])).values()
+    assert table.attrs["cut_by_budget"] is None   # runs from before convergence was recorded

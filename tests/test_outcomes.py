@@ -177,3 +177,18 @@ def test_a_best_checkpoint_worse_than_a_model_that_learned_nothing_diverged(tmp_
     assert list(ResultStore(tmp_path / "r.sqlite").runs_frame().status) == ["diverged"]
     ptb = registry.get_task("ptb")
     assert ptb(ptb.Options()).uninformed_loss() == pytest.approx(math.log(10_000))
+
+
+def test_a_run_records_why_it_stopped_and_whether_it_was_still_improving(tmp_path):
+    """A learning rate too small to move the model: the validation loss stays flat, early
+    stopping ends the run after its patience, and the run is not improving at its end. The same
+    run without early stopping is stopped by its budget."""
+    store = tmp_path / "r.sqlite"
+    flat = {**QUICK, "optim.lr": "1e-12", "trainer.max_steps": "30", "trainer.val_every_steps": "3",
+            "trainer.early_stopping": "true", "trainer.patience": "2"}
+    runner.run("gru", "copy", flat, store=store, progress=False)
+    runner.run("gru", "copy", {**flat, "trainer.early_stopping": "false"}, store=store, progress=False)
+    first, second = (environment["convergence"] for environment in ResultStore(store).runs_frame().environment)
+    assert first["stopped_by"] == "early_stopping" and first["rounds"] < 10
+    assert second["stopped_by"] == "budget" and second["rounds"] == 10
+    assert first["improving_at_end"] is False and second["improving_at_end"] is False

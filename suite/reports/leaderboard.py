@@ -186,6 +186,8 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
         low, high = confidence_interval(scores, interval)
         config = group.config.iloc[0]
         baseline_name, baseline_scores, learned = strongest_baseline(completed, direction)
+        improving = [((environment or {}).get("convergence") or {}).get("improving_at_end")
+                     for environment in environments[completed.index]]
         rows.append({
             "architecture": architecture,
             "settings": _settings_label(config, varying),
@@ -204,6 +206,8 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
             "baseline": float(np.mean(baseline_scores)) if len(baseline_scores) else float("nan"),
             "_baseline_name": baseline_name,
             "_learned": learned,
+            "_improving": any(flag is True for flag in improving),
+            "_judged": any(flag is not None for flag in improving),
             "_scores": scores,
         })
     table = pd.DataFrame(rows)
@@ -218,11 +222,14 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     if table["fixed params"].isna().all():
         table = table.drop(columns="fixed params")
     baselines = sorted({name for name in table._baseline_name if name})
+    leading = table["≈best"].isin(["best", "yes", "best n<2"])
+    cut = list(table.architecture[leading & table._improving]) if table._judged.any() else None
     if not with_baselines:   # a table of runs from before baselines were recorded: as it was
         table = table.drop(columns="baseline")
-    table = table.drop(columns=["_incomplete", "_scores", "_learned", "_baseline_name"])
+    table = table.drop(columns=["_incomplete", "_scores", "_learned", "_baseline_name", "_improving", "_judged"])
     table.attrs.update(primary_metric=primary, direction=direction, interval=interval,
-                       baselines=baselines if with_baselines else None, none_learned=with_baselines and not learned)
+                       baselines=baselines if with_baselines else None, none_learned=with_baselines and not learned,
+                       cut_by_budget=cut)
     return table
 
 
@@ -603,6 +610,10 @@ def _legend(frame: pd.DataFrame) -> str:
                  f"({', '.join(frame.attrs['baselines']) or 'none recorded'}), scored on each seed's test set; "
                  f"a row not beyond it (paired per-seed differences, 95% interval above 0) did not learn "
                  f"and is not ranked.")
+    if frame.attrs.get("cut_by_budget"):
+        text = (f"**Cut by the budget: {', '.join(frame.attrs['cut_by_budget'])} (leading) were still improving "
+                f"when it ended (validation better by more than 1% over the last fifth of training); this "
+                f"ranking is the budget's, not the architectures'.** " + text)
     if frame.attrs.get("none_learned"):
         text = "**No row is beyond its baseline: nothing in this table learned the task.** " + text
     return text
@@ -662,6 +673,8 @@ def _json_table(title: str, frame: pd.DataFrame) -> dict:
              "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"]}
     if frame.attrs.get("baselines") is not None:
         table.update(baselines=frame.attrs["baselines"], none_learned=frame.attrs["none_learned"])
+    if frame.attrs.get("cut_by_budget") is not None:
+        table.update(cut_by_budget=frame.attrs["cut_by_budget"])
     return table
 
 

@@ -25,15 +25,39 @@ class RecordProgress(Callback):
       `max_steps` or `max_epochs` itself; so on the last batch of the budget this asks it to stop
       (before the checkpoint callbacks see the batch). A time budget already stops that way;
     - with `print_rounds` (output to a file or a pipe, where a progress bar would write every
-      step), one line per validation round instead: its step and validation metrics."""
+      step), one line per validation round instead: its step and validation metrics;
+    - convergence: the monitored validation metric of every round (kept in the resume point), so
+      that the run records why it stopped and whether it was still improving (`convergence`)."""
 
     def __init__(self, store: Recorder, run_id: str, max_steps: int | None = None,
-                 max_epochs: int | None = None, print_rounds: bool = False) -> None:
+                 max_epochs: int | None = None, print_rounds: bool = False,
+                 monitor: str | None = None, direction: str = "min") -> None:
         self.store, self.run_id = store, run_id
         self.max_steps, self.max_epochs = max_steps, max_epochs
         self.print_rounds = print_rounds
+        self.monitor, self.direction = monitor, direction
+        self.rounds: list[tuple[int, float]] = []   # (step, monitored value), kept in the resume point
+        self._convergence: dict[str, Any] = {}     # fixed by `training_ended`
         self.train_seconds = 0.0
         self._since = time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rounds": list(self.rounds)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rounds = [tuple(pair) for pair in state_dict.get("rounds", [])]
+
+    def training_ended(self, stopped_by: str) -> None:
+        """Fix the run's convergence record when training ends (the evaluation of the best
+        checkpoint that follows restores this callback's state as it was at that checkpoint)."""
+        self._convergence = {"stopped_by": stopped_by, "monitor": self.monitor, "rounds": len(self.rounds),
+                             "improving_at_end": improving_at_end(self.rounds, self.direction)}
+
+    def convergence(self) -> dict[str, Any]:
+        """Why training stopped (early_stopping, budget or closed_form) and whether the monitored
+        validation metric was still improving over the last fifth of the steps; empty before
+        training ended."""
+        return dict(self._convergence)
 
     def on_train_epoch_start(self, trainer, module) -> None:
         self._since = time.perf_counter()
@@ -53,6 +77,9 @@ class RecordProgress(Callback):
             return
         values = {name: float(value) for name, value in trainer.callback_metrics.items()
                   if name.startswith(("val/", "train/")) and math.isfinite(float(value))}
+        if self.monitor in values:
+            self.rounds = [pair for pair in self.rounds if pair[0] != trainer.global_step]   # a repeated round
+            self.rounds.append((trainer.global_step, values[self.monitor]))
         if trainer.is_global_zero:   # under DDP, one process records
             self.store.add_round(self.run_id, trainer.global_step, values)
             if self.print_rounds:
@@ -61,6 +88,27 @@ class RecordProgress(Callback):
                                   if name.startswith("val/"))
                 print(f"step {trainer.global_step}{budget} (epoch {trainer.current_epoch}): {shown}",
                       file=sys.stdout, flush=True)
+
+LAST_PART = 0.2           # the last fifth of training
+IMPROVING_MARGIN = 0.01   # better by more than 1% of the earlier best: still improving
+
+
+def improving_at_end(rounds: list[tuple[int, float]], direction: str) -> bool | None:
+    """Whether the best value of the rounds in the last fifth of training (steps after 80% of
+    the last round's) improves on the best before it by more than 1% of that best; None when
+    either part has no round."""
+    if not rounds:
+        return None
+    cutoff = (1 - LAST_PART) * max(step for step, _ in rounds)
+    before = [value for step, value in rounds if step <= cutoff]
+    after = [value for step, value in rounds if step > cutoff]
+    if not before or not after:
+        return None
+    pick = min if direction == "min" else max
+    earlier, later = pick(before), pick(after)
+    gain = earlier - later if direction == "min" else later - earlier
+    return bool(gain > IMPROVING_MARGIN * abs(earlier))
+
 
 class BestCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, keeping the best weights by the monitored validation metric,

@@ -110,7 +110,8 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
     # a bar on a terminal; to a file or a pipe, one line per validation round (a bar writes every step)
     progress_bar = progress and sys.stdout.isatty()
     recorder = RecordProgress(setting.store, prepared.run_id, config.trainer.max_steps, config.trainer.max_epochs,
-                              print_rounds=progress and not progress_bar)
+                              print_rounds=progress and not progress_bar,
+                              monitor=f"val/{prepared.task.primary_metric}", direction=prepared.task.direction)
     threads, process["thread_policy"] = cpu_share.threads_for_run()   # once, before training: recorded
     torch.set_num_threads(threads)
     metrics: dict[str, float] = {}
@@ -121,7 +122,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
         env = {**environment(), **process, "deterministic_algorithms": "warn",
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
                "peak_memory": memory.kind, "conformance": setting.conformance, "timings": timings,
-               "resumed": setting.resume_from is not None,
+               "resumed": setting.resume_from is not None, "convergence": recorder.convergence(),
                **({"fixed_parameters": setting.fixed_parameters} if setting.fixed_parameters else {})}
         setting.store.finish_run(prepared.run_id, status, error=error, metrics=metrics,
                                  parameters=setting.parameters, hidden_size=setting.hidden_size,
@@ -235,9 +236,10 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
     callbacks: list[Callback] = [recorder, best, SaveResumePoint(train_batches, checkpoint_dir)]
     if progress:   # tqdm's bar (a declared dependency), whether or not rich is installed
         callbacks.append(TQDMProgressBar())
-    if config.trainer.early_stopping:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=task.direction,
-                                       patience=config.trainer.patience, check_finite=False))
+    early = (EarlyStopping(monitor=monitor, mode=task.direction, patience=config.trainer.patience,
+                           check_finite=False) if config.trainer.early_stopping else None)
+    if early is not None:
+        callbacks.append(early)
     trainer = pl.Trainer(**_trainer_budget(config, len(splits.train)),
                          accelerator="auto", devices=config.trainer.devices,
                          strategy=_strategy(config.trainer.devices), precision=config.trainer.precision,
@@ -260,12 +262,15 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
     if config.optim.optimizer == "ridge":
         fit_closed_form_readout(module, splits.train, recorder)
         best_path = None
+        recorder.training_ended("closed_form")
     else:
         trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=splits.val,
                     ckpt_path=resume_from, weights_only=False)
         if trainer.interrupted:
             raise KeyboardInterrupt
         best_path = best.best_model_path or None
+        recorder.training_ended("early_stopping" if early is not None and early.wait_count >= early.patience
+                                else "budget")
     evaluation_started = time.perf_counter()
     timings["fit_s"] = evaluation_started - fit_started
     # the checkpoints are the runner's own (weights_only=False): they hold the carried state,
