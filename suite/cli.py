@@ -537,12 +537,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace, name: str) -> int:
-    from rnnbench.reports.publish import ROOT, publish
+    from rnnbench.reports.publish import ROOT, publish, republish
     from rnnbench.store import ResultStore
 
     if not name.strip() or "/" in name or name.startswith("."):
         raise BenchmarkError(f"'{name}' cannot name a leaderboard: use a folder name under {ROOT}/, "
                              f"e.g. `rnnbench leaderboard publish quick`")
+    if args.from_results:
+        if args.store:
+            raise BenchmarkError("--from-results renders the leaderboard from its committed results.csv: "
+                                 "leave out --store, or --from-results to publish from the store")
+        folder = republish(name)
+        print(f"leaderboard {name} rendered again from {folder}/results.csv and history.csv")
+        return 0
     path = _store_path(args)
     if not path.exists():
         raise BenchmarkError(f"no results store at {path}: run the sweep first, or pass the --store it ran into")
@@ -673,6 +680,9 @@ def _add_leaderboard(commands: Any) -> None:
                        help="html: one self-contained page with tables and plots")
     board.add_argument("--output", help="write to this file instead of printing")
     board.add_argument("--store")
+    board.add_argument("--from-results", action="store_true",
+                       help="publish NAME: render it again from its committed results.csv and history.csv "
+                            "(after a change in how leaderboards are computed or shown), without the store")
     board.set_defaults(handler=cmd_leaderboard)
 
 

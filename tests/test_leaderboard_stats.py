@@ -8,6 +8,7 @@ import json
 import math
 import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -332,3 +333,32 @@ def test_a_table_says_when_its_leading_rows_were_cut_by_the_budget():
     assert table.attrs["cut_by_budget"] == [] and "Cut by the budget" not in markdown_table(table)
     (table,) = leaderboard_tables(_runs([("gru", [0.05, 0.06])])).values()
     assert table.attrs["cut_by_budget"] is None   # runs from before convergence was recorded
+
+
+def test_perplexities_are_compared_on_the_log_scale():
+    """The audit's language-modelling table: the Elman RNN's perplexities 1.3e5, 3e5 and 1.4e6
+    scatter so widely that Welch's test on raw perplexities cannot tell them from deep_rnn's 131.7
+    (p = 0.25, "≈best"); on cross-entropy (log perplexity) it can."""
+    runs = _runs([("deep_rnn", [131.5, 131.7, 131.9]), ("rnn", [1.3e5, 3.0e5, 1.4e6])])
+    runs["task_info"] = [{**TASK_INFO, "primary_metric": "perplexity"}] * len(runs)
+    runs["metrics"] = [{"test/perplexity": metrics["test/mse"]} for metrics in runs.metrics]
+    from rnnbench.reports.leaderboard import welch_p
+    assert welch_p(np.array([1.3e5, 3.0e5, 1.4e6]), np.array([131.5, 131.7, 131.9])) > 0.05
+    (table,) = leaderboard_tables(runs).values()
+    assert list(table["≈best"]) == ["best", ""]
+
+
+def test_no_claim_of_best_without_a_comparison():
+    (table,) = leaderboard_tables(_runs([("lstm", [0.1, 0.2, 0.3])])).values()
+    assert list(table["≈best"]) == ["only row"]
+    (table,) = leaderboard_tables(_runs([("lstm", [0.1]), ("gru", [0.2, 0.3])])).values()
+    assert list(table["≈best"]) == ["n<2", "n<2"]   # the first row has one seed: nothing to test against
+
+
+def test_an_untuned_table_says_so_in_every_format(store):
+    (table,) = json.loads(render(store, "adding", "json"))
+    markdown, latex = render(store, "adding"), render(store, "adding", "latex")
+    assert "Untuned: one shared configuration for every architecture" in markdown
+    assert "Untuned: one shared configuration" in latex
+    assert table["tuned"] is False
+    assert set(pd.read_csv(io.StringIO(render(store, "adding", "csv"))).tuned) == {False}

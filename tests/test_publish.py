@@ -187,3 +187,22 @@ def test_reference_runs_are_published_in_a_table_of_their_own_and_never_ranked(p
     assert sorted(ranked.architecture) == ["gru", "rnn"] and "not ranked" not in set(ranked["≈best"])
     readme = (folder / "README.md").read_text()
     assert "Reference runs, not ranked" in readme and "reference.yaml --store STORE" in readme
+
+
+def test_a_leaderboard_renders_again_from_its_committed_csvs_without_the_store(published, capsys):
+    """After a change in how tables are computed or shown, `publish NAME --from-results` renders
+    README.md, index.html and summary.json again from results.csv and history.csv alone."""
+    folder, store = published
+    readme, summary = (folder / "README.md").read_text(), (folder / "summary.json").read_text()
+    Path(store).unlink()                                   # the store is gone
+    (folder / "README.md").write_text("stale\n")
+    assert cli.main(["leaderboard", "publish", "pub", "--from-results"]) == 0
+    again = (folder / "README.md").read_text()
+    assert again.split("published ")[0] == readme.split("published ")[0]   # all but the publishing date
+    assert again.split("- Reproduce")[1] == readme.split("- Reproduce")[1]
+    assert json.loads((folder / "summary.json").read_text()) == json.loads(summary)
+    assert cli.main(["leaderboard", "publish", "pub", "--from-results", "--store", store]) == 2
+    assert "leave out --store" in capsys.readouterr().err
+    (folder / "history.csv").unlink()
+    assert cli.main(["leaderboard", "publish", "pub", "--from-results"]) == 2
+    assert "history.csv is missing" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import sweep_plugins  # noqa: F401  (registers test-sweep-crash and test-sweep-m
 from helpers import QUICK
 from rnnbench import cli
 from rnnbench.core.errors import BenchmarkError
-from rnnbench.reports.leaderboard import leaderboard_frames
+from rnnbench.reports.leaderboard import leaderboard_frames, render
 from rnnbench.store import ResultStore
 from rnnbench.sweeps.plan import plan, plan_sweep
 from rnnbench.sweeps.spec import load, parse
@@ -396,6 +396,7 @@ def test_tuning_gives_each_pair_the_same_trials_and_reruns_the_best_by_validatio
     board = leaderboard_frames(store)["adding"]
     assert sorted(board.architecture) == ["gru", "rnn"]
     assert list(board.seeds) == [2, 2] and list(board.planned) == [2, 2]
+    assert board.attrs["tuned"] and "Untuned" not in render(store, "adding")
 
 
 def test_a_tuning_sweep_started_again_continues_the_same_study(tmp_path):

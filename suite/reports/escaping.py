@@ -3,7 +3,8 @@ published format. The registry accepts plain names only, but a store or a result
 from anywhere, so every writer escapes what it writes:
 
 - Markdown (CommonMark, GitHub): a backslash before the characters that start HTML, links, code,
-  emphasis or a table cell (< > & [ ] * |, the backtick and the backslash); newlines become spaces.
+  emphasis or a table cell (< > [ ] * |, the backtick and the backslash; & starts no tag); newlines
+  become spaces.
 - CSV opened in a spreadsheet: a text cell starting with = + - @ or a tab or carriage return is a
   formula there (OWASP, "CSV injection"); such a cell gets a leading apostrophe, unless it is a
   plain number.
@@ -17,7 +18,7 @@ import re
 
 import pandas as pd
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*<>&\[\]|])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*<>\[\]|])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?")
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",

@@ -22,8 +22,15 @@ Statistics, over the n completed seeds of a row (scores x_1..x_n, mean m, sample
   `interval="bootstrap"` the 2.5 and 97.5 percentiles of the means of 10,000 resamples with
   replacement (numpy, seed 0); NaN for n < 2.
 - "≈best": Welch's t-test (unequal variances) of the row's seed scores against those of the best
-  (first-ranked) row: p >= 0.05 is "yes", not distinguishable from the best at the 5% level.
-  A row with fewer than 2 completed seeds cannot be tested ("n<2").
+  (first-ranked) row: p >= 0.05 is "yes", not distinguishable from the best at the 5% level;
+  for a ratio-scale metric (perplexity, MSE, NRMSE) the test is on the log of the scores (a
+  perplexity of 6e5 is not "near" one of 130 because its seeds scatter). A row with fewer than
+  2 completed seeds cannot be tested ("n<2"), nor can any row when the first has fewer; a table
+  of one row claims nothing ("only row").
+- "did not learn": a row not beyond the strongest of the task's baselines (`strongest_baseline`),
+  shown last and never ranked.
+- A table says whether its rows were tuned ("Untuned: one shared configuration") and whether
+  its leading rows were still improving when the budget ended.
 
 The tables are a pure function of a runs table (`leaderboard_tables`), the shape
 `ResultStore.runs_frame()` returns, which `results_frame` / `read_results` write to and read from
@@ -47,6 +54,8 @@ from rnnbench.reports.escaping import csv_frame, latex_escape, markdown_frame, m
 from rnnbench.store import ResultStore, to_json
 
 BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time_s")
+# metrics compared as ratios: tested on the log scale, drawn on a log axis
+RATIO_SCALE = frozenset({"perplexity", "mse", "nrmse"})
 CONFIDENCE = 0.95
 ALPHA = 0.05               # Welch's test level: p >= ALPHA is "not distinguishable"
 BOOTSTRAP_RESAMPLES = 10_000
@@ -89,6 +98,7 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
         if reference:   # shown beside the ranking, never in it
             frame["≈best"] = "not ranked"
         frame.attrs.update(task=name, shared_settings=_shared_settings(members), reference=reference,
+                           tuned=bool(members.tuned.any()),
                            tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)),
                            threads=_thread_counts(members))
         frames[title] = frame
@@ -106,13 +116,15 @@ def _annotated(runs: pd.DataFrame, planned: pd.DataFrame | None) -> pd.DataFrame
         seeds = planned[planned.role != "trial"].groupby("config_id").seed.nunique()
         runs = runs.assign(planned_seeds=runs.config_id.map(seeds).fillna(0).astype(int),
                            tuning_trial=runs.run_id.isin(only("trial")),
-                           reference=runs.run_id.isin(only("reference")))
-    for column, default in (("planned_seeds", 0), ("tuning_trial", False), ("reference", False)):
+                           reference=runs.run_id.isin(only("reference")),
+                           tuned=runs.run_id.isin(set(planned.run_id[planned.role == "best"])))
+    for column, default in (("planned_seeds", 0), ("tuning_trial", False), ("reference", False), ("tuned", False)):
         if column not in runs:
             runs = runs.assign(**{column: default})
     return runs.assign(planned_seeds=runs.planned_seeds.fillna(0).astype(int),
                        tuning_trial=runs.tuning_trial.fillna(False).astype(bool),
-                       reference=runs.reference.fillna(False).astype(bool))
+                       reference=runs.reference.fillna(False).astype(bool),
+                       tuned=runs.tuned.fillna(False).astype(bool))
 
 
 def _groups(runs: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
@@ -217,12 +229,14 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
                               ascending=[False, True, direction == "min"], na_position="last", kind="stable")
     table = table.reset_index(drop=True)
     learned = int(table._learned.sum())
-    marks = _best_marks(list(table._scores[:learned])) + ["did not learn"] * (len(table) - learned)
+    marks = (_best_marks(list(table._scores[:learned]), ratio_scale=primary in RATIO_SCALE,
+                         unranked=len(table) - learned)
+             + ["did not learn"] * (len(table) - learned))
     table.insert(table.columns.get_loc("not completed") + 1, "≈best", marks)
     if table["fixed params"].isna().all():
         table = table.drop(columns="fixed params")
     baselines = sorted({name for name in table._baseline_name if name})
-    leading = table["≈best"].isin(["best", "yes", "best n<2"])
+    leading = table["≈best"].isin(["best", "yes", "only row"]) | (table.index == 0)
     cut = list(table.architecture[leading & table._improving]) if table._judged.any() else None
     if not with_baselines:   # a table of runs from before baselines were recorded: as it was
         table = table.drop(columns="baseline")
@@ -294,18 +308,23 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def _best_marks(samples: list[np.ndarray]) -> list[str]:
+def _best_marks(samples: list[np.ndarray], ratio_scale: bool = False, unranked: int = 0) -> list[str]:
     """'best' for the first-ranked row; for the others 'yes' where Welch's p >= 0.05 against
-    it, '' where p < 0.05, 'n<2' where a row has fewer than 2 completed seeds (or 'best n<2'
-    where the best row has)."""
+    it, '' where p < 0.05. No claim without a comparison: a table of one row says 'only row',
+    and every row says 'n<2' while it, or the first row, has fewer than 2 completed seeds. A
+    ratio-scale metric (perplexity, MSE, NRMSE) is tested on the log of the scores. `unranked`:
+    the table's other rows (they did not learn), beside which a single row is the best."""
     if not samples:
         return []
-    best, marks = samples[0], ["best"]
+    if len(samples) == 1 and not unranked:
+        return ["only row"]
+    if ratio_scale and all(len(scores) == 0 or (scores > 0).all() for scores in samples):
+        samples = [np.log(scores) for scores in samples]
+    best = samples[0]
+    marks = ["best" if len(best) >= 2 else "n<2"]
     for scores in samples[1:]:
-        if len(scores) < 2:
+        if len(scores) < 2 or len(best) < 2:
             marks.append("n<2")
-        elif len(best) < 2:
-            marks.append("best n<2")
         else:
             marks.append("yes" if welch_p(scores, best) >= ALPHA else "")
     return marks
@@ -398,6 +417,7 @@ def results_frame(runs: pd.DataFrame, planned: pd.DataFrame | None = None) -> pd
     flat["planned_seeds"] = runs.planned_seeds
     flat["tuning_trial"] = runs.tuning_trial
     flat["reference"] = runs.reference
+    flat["tuned"] = runs.tuned
     return flat.reset_index(drop=True)
 
 
@@ -555,7 +575,8 @@ def render_tables(frames: dict[str, pd.DataFrame], runs: pd.DataFrame, fmt: Form
     """Tables from `leaderboard_tables` in a format; `runs` (the runs they were computed from)
     give Markdown its curve and reference sections."""
     if fmt == "csv":
-        return csv_frame(pd.concat([_plain(frame).assign(table=title) for title, frame in frames.items()])).to_csv(index=False)
+        return csv_frame(pd.concat([_plain(frame).assign(table=title, tuned=frame.attrs.get("tuned", False))
+                                    for title, frame in frames.items()])).to_csv(index=False)
     if fmt == "json":
         return json.dumps([_json_table(title, frame) for title, frame in frames.items()], indent=2,
                           ensure_ascii=False) + "\n"
@@ -602,9 +623,13 @@ def _legend(frame: pd.DataFrame) -> str:
     if frame.attrs.get("reference"):
         return (f"Reference runs, not ranked: test {frame.attrs['primary_metric']} ({better} is better), "
                 f"for comparison with the published numbers below.")
+    scale = " of the log scores" if frame.attrs['primary_metric'] in RATIO_SCALE else ""
     text = (f"Test {frame.attrs['primary_metric']} ({better} is better): mean over completed seeds, "
-            f"95% interval of the mean ({how}); ≈best: Welch's t-test against the best row, "
+            f"95% interval of the mean ({how}); ≈best: Welch's t-test{scale} against the best row, "
             f"p ≥ 0.05.")
+    if not frame.attrs.get("tuned"):
+        text = ("Untuned: one shared configuration for every architecture (the sweep has no `tune:`), "
+                "so this ranks the architectures at that setting, not each at its best. " + text)
     if frame.attrs.get("baselines") is not None:
         text += (f" baseline: the strongest of the task's trivial predictors "
                  f"({', '.join(frame.attrs['baselines']) or 'none recorded'}), scored on each seed's test set; "
@@ -670,7 +695,8 @@ def _json_value(value: object) -> object:
 def _json_table(title: str, frame: pd.DataFrame) -> dict:
     table = {"title": title, "task": frame.attrs["task"], "primary_metric": frame.attrs["primary_metric"],
              "direction": frame.attrs["direction"], "shared_settings": frame.attrs["shared_settings"],
-             "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"]}
+             "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"],
+             "tuned": frame.attrs.get("tuned", False)}
     if frame.attrs.get("baselines") is not None:
         table.update(baselines=frame.attrs["baselines"], none_learned=frame.attrs["none_learned"])
     if frame.attrs.get("cut_by_budget") is not None:

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from rnnbench.reports.figures import pyplot, save_png
-from rnnbench.reports.leaderboard import confidence_interval
+from rnnbench.reports.leaderboard import RATIO_SCALE, confidence_interval
 
 
-LOG_SCALE = frozenset({"perplexity", "mse", "nrmse"})      # ratio-scale: compared as ratios
+LOG_SCALE = RATIO_SCALE   # ratio-scale metrics: compared as ratios
 BOUNDED = frozenset({"accuracy", "f1", "exact_match"})     # in [0, 1]
 MATCHED_SIZES = 1.25   # configurations within this factor of each other's size: one size, no plot
 

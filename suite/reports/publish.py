@@ -26,7 +26,9 @@ import platform
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,11 +43,50 @@ from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, lea
 from rnnbench.store import ResultStore
 
 ROOT = Path("leaderboards")
+GRADIENT_FLOW = "-gradient-flow.png"
 
 
 def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     """Write leaderboards/NAME/ (see the module docstring) from the runs the sweep file
     leaderboards/NAME/sweep.yaml planned in `store`; return the folder."""
+    folder, spec, sweep_file, reference_file = _board_folder(name, root)
+    planned = store.sweep_frame(spec.name)
+    if planned.empty:
+        raise BenchmarkError(f"sweep '{spec.name}' has not run in {store.path}: run `rnnbench sweep "
+                             f"{sweep_file} --store {store.path}` first, or pass the --store it ran into")
+    if reference_file.is_file():
+        planned = pd.concat([planned, _reference_plan(store, reference_file)], ignore_index=True)
+    runs = store.runs_frame()
+    runs = runs[runs.run_id.isin(set(planned.run_id))]
+    if not (runs.status == "completed").any():
+        raise BenchmarkError(f"sweep '{spec.name}' has no completed run in {store.path} yet: see "
+                             f"`rnnbench sweep status {sweep_file}`")
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    csv_frame(results_frame(runs, planned)).to_csv(folder / "results.csv", index=False)
+    csv_frame(_history(store, runs)).to_csv(folder / "history.csv", index=False)
+    _render(folder, spec, name, tuning=store.tuning_frame(spec.name),
+            gradient_flows=lambda members: _gradient_flows(store, members))
+    return folder
+
+
+def republish(name: str, root: Path = ROOT) -> Path:
+    """Render leaderboards/NAME/ again from its committed results.csv and history.csv, without
+    the store: after a change in how the suite computes or shows a leaderboard (its statistics,
+    labels, plots), every published number follows from the same exported runs. Gradient-flow
+    plots, drawn from curves only the store holds, are kept as they are. `rnnbench leaderboard
+    publish NAME --from-results`."""
+    folder, spec, _, _ = _board_folder(name, root)
+    for part in ("results.csv", "history.csv"):
+        if not (folder / part).is_file():
+            raise BenchmarkError(f"{folder / part} is missing: publish {name} from its store first "
+                                 f"(`rnnbench leaderboard publish {name} --store STORE`)")
+    _render(folder, spec, name, tuning=None, gradient_flows=None)
+    return folder
+
+
+def _board_folder(name: str, root: Path) -> tuple[Path, Any, Path, Path]:
+    """(folder, its sweep spec, sweep.yaml, reference.yaml) of a leaderboard, refusing a folder
+    that leads outside `root` and one without a sweep file."""
     folder = Path(root) / name
     real_root = Path(root).resolve()
     if folder.is_symlink() or not folder.resolve().is_relative_to(real_root):
@@ -57,39 +98,38 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
         raise BenchmarkError(f"no sweep file at {sweep_file}: a published leaderboard comes from a "
                              f"committed sweep file; write one there (see the README's Sweeps) and "
                              f"run it with `rnnbench sweep {sweep_file}`")
-    spec = sweepfile.load(sweep_file)
-    planned = store.sweep_frame(spec.name)
-    if planned.empty:
-        raise BenchmarkError(f"sweep '{spec.name}' has not run in {store.path}: run `rnnbench sweep "
-                             f"{sweep_file} --store {store.path}` first, or pass the --store it ran into")
-    reference_file = folder / "reference.yaml"
-    if reference_file.is_file():
-        planned = pd.concat([planned, _reference_plan(store, reference_file)], ignore_index=True)
-    runs = store.runs_frame()
-    runs = runs[runs.run_id.isin(set(planned.run_id))]
-    (folder / "plots").mkdir(parents=True, exist_ok=True)
-    results = results_frame(runs, planned)
-    csv_frame(results).to_csv(folder / "results.csv", index=False)
-    history = _history(store, runs)
-    csv_frame(history).to_csv(folder / "history.csv", index=False)
+    return folder, sweepfile.load(sweep_file), sweep_file, folder / "reference.yaml"
 
-    published = read_results(folder / "results.csv")   # every number below comes from the file
-    tables = leaderboard_tables(published, tuning=store.tuning_frame(spec.name))
+
+def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
+            gradient_flows: Callable[[pd.DataFrame], list] | None) -> None:
+    """README.md, index.html, summary.json, environment.json and plots/ from the folder's
+    results.csv and history.csv: every number below comes from those files."""
+    published = read_results(folder / "results.csv")
+    history = read_history(folder / "history.csv")
+    tables = leaderboard_tables(published, tuning=tuning)
     if not tables:
-        raise BenchmarkError(f"sweep '{spec.name}' has no completed run in {store.path} yet: see "
-                             f"`rnnbench sweep status {sweep_file}`")
+        raise BenchmarkError(f"{folder / 'results.csv'} holds no completed run to rank")
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
     for earlier in (folder / "plots").glob("*.png"):   # the plots are drawn afresh: none stays stale
-        earlier.unlink()
-    plots = _plots(published, history, tables, store, folder / "plots")
+        if gradient_flows is not None or not earlier.name.endswith(GRADIENT_FLOW):
+            earlier.unlink()
+    plots = _plots(published, history, tables, gradient_flows, folder / "plots")
     environment = _environment(published)
     (folder / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
     (folder / "summary.json").write_text(render_tables(tables, published, "json"))
+    sweep_file, reference_file = folder / "sweep.yaml", folder / "reference.yaml"
     command = " && ".join([f"rnnbench sweep {sweep_file} --store STORE",
                            *([f"rnnbench sweep {reference_file} --store STORE"] if reference_file.is_file() else []),
                            f"rnnbench leaderboard publish {name} --store STORE"])
     (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder))
     (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command))
-    return folder
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """history.csv as written by `publish` (one row per run, round and metric)."""
+    return pd.read_csv(path, dtype={"run_id": str, "config_id": str, "architecture": str, "task": str,
+                                    "name": str}, float_precision="round_trip")
 
 
 def store_page(store: ResultStore, task: str | None = None) -> str:
@@ -103,7 +143,8 @@ def store_page(store: ResultStore, task: str | None = None) -> str:
     runs = store.runs_frame()
     runs = runs[runs.config_id.isin(set().union(*(table.attrs["config_ids"] for table in tables.values())))]
     with tempfile.TemporaryDirectory() as folder:   # the page holds the plots' bytes
-        plots = _plots(runs, _history(store, runs), tables, store, Path(folder))
+        plots = _plots(runs, _history(store, runs), tables, lambda members: _gradient_flows(store, members),
+                       Path(folder))
         command = f"rnnbench leaderboard --store {store.path}{f' --task {task}' if task else ''} --format html"
         return _page(store.path.stem, tables, plots, _environment(runs), command)
 
@@ -129,8 +170,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "table"
 
 
-def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataFrame], store: ResultStore,
-           folder: Path) -> dict[str, list[tuple[str, Path]]]:
+def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataFrame],
+           gradient_flows: Callable[[pd.DataFrame], list] | None, folder: Path) -> dict[str, list[tuple[str, Path]]]:
     """{table title: [(caption, png path)]}: the plots of each table's runs."""
     ranked = set().union(*(table.attrs["config_ids"] for table in tables.values()))
     completed = runs[(runs.status == "completed") & runs.config_id.isin(ranked)]
@@ -162,12 +203,15 @@ def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataF
         if members.dropna(subset=["items_per_second"]).architecture.nunique() > 1:   # one bar says nothing
             drawn.append((f"Training throughput ({unit}/s)", board_plots.plot_throughput(
                 members.dropna(subset=["items_per_second"]), unit, title, folder / f"{slug}-throughput.png")))
-        flows = _gradient_flows(store, members)
+        caption = "Gradient flow, ||dL_T/dx_t|| against T - t (rnnbench diagnose gradients)"
+        kept = folder / f"{slug}{GRADIENT_FLOW}"
+        flows = gradient_flows(members) if gradient_flows is not None else []
         if flows:
             from rnnbench.reports.run_plots import plot_gradient_flow
 
-            drawn.append(("Gradient flow, ||dL_T/dx_t|| against T - t (rnnbench diagnose gradients)",
-                          plot_gradient_flow(flows, title, folder / f"{slug}-gradient-flow.png")))
+            drawn.append((caption, plot_gradient_flow(flows, title, kept)))
+        elif gradient_flows is None and kept.is_file():   # re-rendered without the store: kept
+            drawn.append((caption, kept))
         plots[title] = drawn
     return plots
 
