@@ -498,10 +498,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return _publish(args, words[1])
     if words[:1] == ["compare"] and len(words) == 3:
         return _compare(args, words[1], words[2])
+    if words == ["summary"]:
+        from rnnbench.reports.publish import ROOT
+        from rnnbench.reports.summary import write_summary
+
+        written = write_summary(ROOT)
+        print("summary written: " + ", ".join(str(path) for path in written))
+        return 0
     if words:
         raise BenchmarkError(f"`rnnbench leaderboard {' '.join(words)}` is not a command: use "
-                             f"`rnnbench leaderboard [--task T]`, `rnnbench leaderboard publish NAME` or "
-                             f"`rnnbench leaderboard compare A B`")
+                             f"`rnnbench leaderboard [--task T]`, `rnnbench leaderboard publish NAME`, "
+                             f"`rnnbench leaderboard compare A B` or `rnnbench leaderboard summary`")
     path = _store_path(args)
     output = _output_file(args.output, "the leaderboard") if args.output is not None else None
     if args.task is not None and not args.task.strip():
@@ -668,13 +675,15 @@ def _add_check(commands: Any) -> None:
 def _add_leaderboard(commands: Any) -> None:
     """rnnbench leaderboard [publish NAME | compare A B]"""
     board = commands.add_parser(
-        "leaderboard", help="tables from the results store; `publish NAME`, `compare A B`",
+        "leaderboard", help="tables from the results store; `publish NAME`, `compare A B`, `summary`",
         description="`rnnbench leaderboard` prints the tables of a results store. "
                     "`rnnbench leaderboard publish NAME` writes leaderboards/NAME/ (README.md, index.html, "
                     "results.csv, plots, ...) from the sweep file leaderboards/NAME/sweep.yaml and the "
                     "store it ran into. `rnnbench leaderboard compare A B` puts two stores or published "
-                    "leaderboards side by side, with Welch's t-test on every difference.")
-    board.add_argument("action", nargs="*", metavar="publish NAME | compare A B")
+                    "leaderboards side by side, with Welch's t-test on every difference. "
+                    "`rnnbench leaderboard summary` writes leaderboards/README.md and index.html: every "
+                    "published board's architectures on normalised scores, IQM and probability of improvement.")
+    board.add_argument("action", nargs="*", metavar="publish NAME | compare A B | summary")
     board.add_argument("--task")
     board.add_argument("--format", choices=["md", "csv", "json", "latex", "html"], default="md",
                        help="html: one self-contained page with tables and plots")

@@ -362,3 +362,15 @@ def test_an_untuned_table_says_so_in_every_format(store):
     assert "Untuned: one shared configuration" in latex
     assert table["tuned"] is False
     assert set(pd.read_csv(io.StringIO(render(store, "adding", "csv"))).tuned) == {False}
+
+
+def test_robustness_by_hand():
+    """Trials at lr 1e-4, 1e-3, 1e-2, 1e-1 with validation MSE 0.30, 0.100, 0.104, diverged: the
+    best is 0.100, within 5% means at most 0.105: 1e-3 and 1e-2 (2 trials), one diverged."""
+    from rnnbench.reports.leaderboard import robustness
+
+    trials = pd.DataFrame({"status": ["completed", "completed", "completed", "diverged"],
+                           "metrics": [{"val/mse": 0.30}, {"val/mse": 0.100}, {"val/mse": 0.104}, {}],
+                           "config": [{"optim.lr": lr} for lr in (1e-4, 1e-3, 1e-2, 1e-1)]})
+    assert robustness(trials, "mse", "min") == {"trials": 4, "diverged": 1, "within": 2,
+                                                "lr_low": 1e-3, "lr_high": 1e-2}

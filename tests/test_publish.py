@@ -206,3 +206,20 @@ def test_a_leaderboard_renders_again_from_its_committed_csvs_without_the_store(p
     (folder / "history.csv").unlink()
     assert cli.main(["leaderboard", "publish", "pub", "--from-results"]) == 2
     assert "history.csv is missing" in capsys.readouterr().err
+
+
+def test_a_tuned_leaderboard_renders_again_with_its_trials_and_importances(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "leaderboards" / "tuned"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({
+        "name": "tuned", "architectures": ["gru"], "tasks": ["adding"], "seeds": 2, "set": dict(QUICK),
+        "tune": {"trials": 3, "sampler": "random", "space": {"optim.lr": {"log_uniform": [1e-3, 1e-1]}}}}))
+    store = str(tmp_path / "r.sqlite")
+    assert cli.main(["sweep", "leaderboards/tuned/sweep.yaml", "--store", store, "--no-progress"]) == 0
+    assert cli.main(["leaderboard", "publish", "tuned", "--store", store]) == 0
+    readme = (folder / "README.md").read_text()
+    assert "Robustness of gru: " in readme and "Tuned gru: 3 trials" in readme and "Untuned" not in readme
+    assert cli.main(["leaderboard", "publish", "tuned", "--from-results"]) == 0
+    again = (folder / "README.md").read_text()
+    assert again.split("published ")[1].split("\n", 1)[1] == readme.split("published ")[1].split("\n", 1)[1]

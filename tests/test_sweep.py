@@ -397,6 +397,11 @@ def test_tuning_gives_each_pair_the_same_trials_and_reruns_the_best_by_validatio
     assert sorted(board.architecture) == ["gru", "rnn"]
     assert list(board.seeds) == [2, 2] and list(board.planned) == [2, 2]
     assert board.attrs["tuned"] and "Untuned" not in render(store, "adding")
+    # beside each tuned row: its trials, how many diverged, and the learning rates near its best
+    robust = {note["architecture"]: note for note in board.attrs["robustness"]}
+    assert set(robust) == {"gru", "rnn"} and all(note["trials"] == 3 for note in robust.values())
+    assert all(1 <= note["within"] <= 3 and note["lr_low"] <= note["lr_high"] for note in robust.values())
+    assert "Robustness of gru: " in render(store, "adding")
 
 
 def test_a_tuning_sweep_started_again_continues_the_same_study(tmp_path):

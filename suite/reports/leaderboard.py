@@ -90,6 +90,7 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
     if interval not in ("t", "bootstrap"):
         raise ValueError("interval must be 't' or 'bootstrap'")
     runs = _annotated(runs, planned)
+    trials = runs[runs.tried.fillna(False).astype(bool)]   # every trial, the one rerun as the best's seed included
     runs = runs[~runs.tuning_trial]   # a trial ranks only as its pair's best configuration
     frames = {}
     for name, title, members in _groups(runs):
@@ -100,6 +101,7 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
         frame.attrs.update(task=name, shared_settings=_shared_settings(members), reference=reference,
                            tuned=bool(members.tuned.any()),
                            tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)),
+                           robustness=_robustness_notes(members, trials),
                            threads=_thread_counts(members))
         frames[title] = frame
     return frames
@@ -117,14 +119,24 @@ def _annotated(runs: pd.DataFrame, planned: pd.DataFrame | None) -> pd.DataFrame
         runs = runs.assign(planned_seeds=runs.config_id.map(seeds).fillna(0).astype(int),
                            tuning_trial=runs.run_id.isin(only("trial")),
                            reference=runs.run_id.isin(only("reference")),
-                           tuned=runs.run_id.isin(set(planned.run_id[planned.role == "best"])))
-    for column, default in (("planned_seeds", 0), ("tuning_trial", False), ("reference", False), ("tuned", False)):
+                           tuned=runs.run_id.isin(set(planned.run_id[planned.role == "best"])),
+                           tuning_pair=runs.run_id.map(_tuning_pairs(planned)),
+                           tried=runs.run_id.isin(set(planned.run_id[planned.role == "trial"])))
+    for column, default in (("planned_seeds", 0), ("tuning_trial", False), ("reference", False), ("tuned", False),
+                            ("tuning_pair", None), ("tried", False)):
         if column not in runs:
             runs = runs.assign(**{column: default})
     return runs.assign(planned_seeds=runs.planned_seeds.fillna(0).astype(int),
                        tuning_trial=runs.tuning_trial.fillna(False).astype(bool),
                        reference=runs.reference.fillna(False).astype(bool),
                        tuned=runs.tuned.fillna(False).astype(bool))
+
+
+def _tuning_pairs(planned: pd.DataFrame) -> dict[str, str]:
+    """{run id: its tuned pair's key} for the trials and best runs of tuning sweeps."""
+    params = planned.params if "params" in planned else pd.Series([{}] * len(planned), index=planned.index)
+    return {run_id: params_["pair"] for run_id, params_ in zip(planned.run_id, params)
+            if isinstance(params_, dict) and params_.get("pair")}
 
 
 def _groups(runs: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
@@ -359,6 +371,42 @@ def _tuning_notes(runs: pd.DataFrame, tuning: pd.DataFrame | None) -> list[dict]
             for row in mine.itertuples()]
 
 
+ROBUST_MARGIN = 0.05   # a trial within 5% of the best validation score is in the window
+TUNED_RATE = "optim.lr"
+
+
+def _robustness_notes(runs: pd.DataFrame, trials: pd.DataFrame) -> list[dict]:
+    """Per tuned pair whose best configuration is in this table: its trials, the share that
+    diverged, and the learning-rate window (`robustness`)."""
+    notes = []
+    for pair in sorted(set(runs.tuning_pair.dropna())):
+        mine = trials[trials.tuning_pair == pair]
+        if len(mine):
+            notes.append({"architecture": runs.architecture[runs.tuning_pair == pair].iloc[0],
+                          **robustness(mine, _task_info(runs)["primary_metric"], _task_info(runs)["direction"])})
+    return notes
+
+
+def robustness(trials: pd.DataFrame, primary: str, direction: str) -> dict:
+    """{trials, diverged, within, lr_low, lr_high} of one pair's tuning trials: how many diverged,
+    and the lowest and highest learning rate among the completed trials whose validation score is
+    within 5% of the best one's (relative: value <= best * 1.05 for a "min" metric, >= best *
+    0.95 for a "max" one); an architecture that wins only in a narrow window shows it here."""
+    completed = trials[trials.status == "completed"]
+    scores = completed.metrics.map(lambda metrics: (metrics or {}).get(f"val/{primary}")).astype(float)
+    rates = completed.config.map(lambda config: (config or {}).get(TUNED_RATE))
+    note = {"trials": len(trials), "diverged": int((trials.status == "diverged").sum()),
+            "within": 0, "lr_low": None, "lr_high": None}
+    if scores.notna().any():
+        best = scores.min() if direction == "min" else scores.max()
+        near = scores <= best * (1 + ROBUST_MARGIN) if direction == "min" else scores >= best * (1 - ROBUST_MARGIN)
+        note["within"] = int(near.sum())
+        chosen = pd.to_numeric(rates[near], errors="coerce").dropna()
+        if len(chosen):
+            note.update(lr_low=float(chosen.min()), lr_high=float(chosen.max()))
+    return note
+
+
 def curve_frame(runs: pd.DataFrame, setting: str) -> pd.DataFrame:
     """The primary test metric (mean over seeds) with one column per value of `setting`, one row
     per architecture and combination of the other varying settings: e.g. copy accuracy as a
@@ -418,6 +466,8 @@ def results_frame(runs: pd.DataFrame, planned: pd.DataFrame | None = None) -> pd
     flat["tuning_trial"] = runs.tuning_trial
     flat["reference"] = runs.reference
     flat["tuned"] = runs.tuned
+    flat["tuning_pair"] = runs.tuning_pair
+    flat["tried"] = runs.tried
     return flat.reset_index(drop=True)
 
 
@@ -671,6 +721,13 @@ def markdown_table(frame: pd.DataFrame) -> str:
     shown = markdown_frame(display_table(frame))
     shown = shown.astype(object).where(shown.notna(), None)   # tabulate shows None, not NaN, as missing
     text += shown.to_markdown(index=False, floatfmt=".4g", missingval="-") + "\n"
+    for note in frame.attrs.get("robustness", []):
+        window = (f"learning rates {note['lr_low']:.3g} to {note['lr_high']:.3g}" if note["lr_low"] is not None
+                  else "no learning rate")
+        text += (f"\nRobustness of {markdown_text(note['architecture'])}: {note['within']} of {note['trials']} "
+                 f"trials within 5% of its best validation score ({window}); {note['diverged']} diverged.")
+    if frame.attrs.get("robustness"):
+        text += "\n"
     for note in frame.attrs.get("tuning", []):
         importances = ", ".join(f"{key} {value:.2f}" for key, value in note["importances"].items())
         text += (f"\nTuned {markdown_text(note['architecture'])}: {note['trials']} trials; hyper-parameter importances: "
@@ -701,6 +758,8 @@ def _json_table(title: str, frame: pd.DataFrame) -> dict:
         table.update(baselines=frame.attrs["baselines"], none_learned=frame.attrs["none_learned"])
     if frame.attrs.get("cut_by_budget") is not None:
         table.update(cut_by_budget=frame.attrs["cut_by_budget"])
+    if frame.attrs.get("robustness"):
+        table.update(robustness=frame.attrs["robustness"])
     return table
 
 

@@ -9,6 +9,7 @@ leaderboards/NAME/ holds:
     index.html        the same as one self-contained page (sortable tables, inline plots)
     results.csv       every run of the sweep: run id, settings, seed, status, metrics (`read_results`)
     history.csv       every evaluation round of those runs (for the learning curves)
+    tuning.csv        a tuned sweep's trials and hyper-parameter importances per pair
     summary.json      the tables, numbers as numbers
     environment.json  hardware, versions, git commit and date of the runs and of publishing
     plots/            metric against parameters, against the task's curve setting, learning
@@ -44,6 +45,7 @@ from rnnbench.store import ResultStore
 
 ROOT = Path("leaderboards")
 GRADIENT_FLOW = "-gradient-flow.png"
+TUNING_FILE = "tuning.csv"   # a tuned sweep's trial counts and importances per pair
 
 
 def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
@@ -64,8 +66,11 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     csv_frame(results_frame(runs, planned)).to_csv(folder / "results.csv", index=False)
     csv_frame(_history(store, runs)).to_csv(folder / "history.csv", index=False)
-    _render(folder, spec, name, tuning=store.tuning_frame(spec.name),
-            gradient_flows=lambda members: _gradient_flows(store, members))
+    tuning = store.tuning_frame(spec.name)
+    (folder / TUNING_FILE).unlink(missing_ok=True)
+    if not tuning.empty:   # trial counts and importances, for a rendering without the store
+        tuning.assign(importances=tuning.importances.map(json.dumps)).to_csv(folder / TUNING_FILE, index=False)
+    _render(folder, spec, name, tuning=tuning, gradient_flows=lambda members: _gradient_flows(store, members))
     return folder
 
 
@@ -80,7 +85,11 @@ def republish(name: str, root: Path = ROOT) -> Path:
         if not (folder / part).is_file():
             raise BenchmarkError(f"{folder / part} is missing: publish {name} from its store first "
                                  f"(`rnnbench leaderboard publish {name} --store STORE`)")
-    _render(folder, spec, name, tuning=None, gradient_flows=None)
+    tuning = None
+    if (folder / TUNING_FILE).is_file():
+        tuning = pd.read_csv(folder / TUNING_FILE, dtype={"best_run_id": str})
+        tuning["importances"] = tuning.importances.map(json.loads)
+    _render(folder, spec, name, tuning=tuning, gradient_flows=None)
     return folder
 
 
