@@ -1,4 +1,5 @@
-"""The `rnnbench` command line: list, run, sweep, runs, check, leaderboard, data, sample, diagnose."""
+"""The `rnnbench` command line: list, run, sweep, runs, check, leaderboard, data, sample, diagnose,
+known-answers."""
 
 from __future__ import annotations
 
@@ -585,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "else ~/.cache/rnnbench/data)")
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in (_add_list, _add_run, _add_sweep, _add_runs, _add_check, _add_leaderboard, _add_data,
-                        _add_sample, _add_diagnose):
+                        _add_sample, _add_diagnose, _add_known_answers):
         add_command(commands)
     return parser
 
@@ -660,6 +661,45 @@ def _add_sweep(commands: Any) -> None:
                                                               "conformance kit too (recorded with each run)")
     add_run_options(many)
     many.set_defaults(handler=cmd_sweep)
+
+
+def _add_known_answers(commands: Any) -> None:
+    """rnnbench known-answers [NAME ...]"""
+    answers = commands.add_parser("known-answers", help="reproduce the published results the suite must "
+                                                        "match (leaderboards/known-answers) and record them")
+    answers.add_argument("names", nargs="*", help="which answers (default: every declared one)")
+    answers.add_argument("--fast", action="store_true", help="only the fast ones (minutes on a CPU)")
+    answers.add_argument("--store", help="results store (default runs/known-answers.sqlite)")
+    answers.add_argument("--workers", type=int, default=1)
+    answers.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    answers.add_argument("--no-progress", action="store_true")
+    answers.set_defaults(handler=cmd_known_answers)
+
+
+def cmd_known_answers(args: argparse.Namespace) -> int:
+    from rnnbench.core.constraints import Between, check
+    from rnnbench.sweeps import known_answers as known
+
+    check("--workers", args.workers, Between(1, MAX_WORKERS), hint=": the number of runs at once")
+    chosen = known.choose(known.load_answers(), args.names, args.fast)
+    if not chosen:
+        raise BenchmarkError(f"no known answer to run: {known.FOLDER / known.ANSWERS} declares none"
+                             + (" that is fast" if args.fast else ""))
+    for answer in chosen:
+        print(f"{answer.name}: {answer.sweep} -> {answer.metric} {answer.bounds()} ({answer.source})")
+    if args.dry_run:
+        return 0
+    from rnnbench.store import ResultStore
+
+    store = ResultStore(Path(args.store or "runs/known-answers.sqlite"))
+    known.run_answers(chosen, store, workers=args.workers, progress=not args.no_progress)
+    judged = {answer.name: known.judge(answer, store) for answer in chosen}
+    path = known.write_record(judged)
+    for name, verdict in judged.items():
+        value = "no completed run" if verdict["value"] is None else f"{verdict['value']:.4g}"
+        print(f"  {name}: {'held' if verdict['held'] else 'DID NOT HOLD'} ({value}; {verdict['bounds']})")
+    print(f"recorded in {path}")
+    return 0 if all(verdict["held"] for verdict in judged.values()) else EXIT_NOT_COMPLETED
 
 
 def _add_check(commands: Any) -> None:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from rnnbench.reports import leaderboard_plots as board_plots
 
+from rnnbench.sweeps import known_answers
 from rnnbench.sweeps import spec as sweepfile
 from rnnbench.core.errors import BenchmarkError
 from rnnbench.reports.escaping import csv_frame, markdown_text
@@ -114,6 +115,7 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
             gradient_flows: Callable[[pd.DataFrame], list] | None) -> None:
     """README.md, index.html, summary.json, environment.json and plots/ from the folder's
     results.csv and history.csv: every number below comes from those files."""
+    known = known_answers.statement(folder.parent / "known-answers")   # refuses answers never checked
     published = read_results(folder / "results.csv")
     history = read_history(folder / "history.csv")
     tables = leaderboard_tables(published, tuning=tuning)
@@ -131,7 +133,7 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
     command = " && ".join([f"rnnbench sweep {sweep_file} --store STORE",
                            *([f"rnnbench sweep {reference_file} --store STORE"] if reference_file.is_file() else []),
                            f"rnnbench leaderboard publish {name} --store STORE"])
-    (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder))
+    (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder, known))
     (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command))
 
 
@@ -272,7 +274,7 @@ def _hardware(environment: dict) -> str:
             f"code at {values('git_commit')}")
 
 
-def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> str:
+def _readme(spec, tables, runs, plots, environment, command, folder: Path, known: str | None = None) -> str:
     statuses = runs.status.value_counts()
     lines = [f"# Leaderboard: {markdown_text(spec.name)}", "",
              f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
@@ -287,7 +289,8 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path) -> st
              f"- Runs finished between {environment['runs_finished'].get('first', '?')} and "
              f"{environment['runs_finished'].get('last', '?')}; published "
              f"{environment['published']['date']}.",
-             f"- Reproduce: `{command}`.", ""]
+             f"- Reproduce: `{command}`.",
+             *([f"- {markdown_text(known)}"] if known else []), ""]
     body = render_tables(tables, runs, "md", heading="##").split("\n")
     text = "\n".join(lines + body)
     for title, drawn in plots.items():
