@@ -23,6 +23,7 @@ validation and test examples are generated from the seed in separate streams.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import torch
 from torch import Tensor
 
-from rnnbench import (DECODER, AtLeast, Batch, BenchmarkError, IGNORE_INDEX, InputSpec,
+from rnnbench import (DECODER, AtLeast, Baseline, Batch, BenchmarkError, IGNORE_INDEX, InputSpec,
                       Probability, Range, Reference, Requirements, SequenceBatch, Splits, Task, register_task)
 from rnnbench.toolkit.datasets import require
 from rnnbench.toolkit.seq2seq_head import DECODED, TEACHER_FORCED, Attention, Seq2SeqHead
@@ -132,6 +133,19 @@ class _Seq2SeqTask(Task):
     def max_output_length(self) -> int:
         """The most tokens decoding may produce, the end-of-sequence included."""
         raise NotImplementedError
+
+    def baselines(self, splits: Splits) -> tuple[Baseline, ...]:
+        """The training split's most frequent output sequence, whatever the input (an answer
+        counts only when all of it is right, so this scores about 0)."""
+        counts: Counter[tuple[int, ...]] = Counter()
+        for batch in splits.train:
+            for row in batch.targets:
+                counts[tuple(int(token) for token in row[row != IGNORE_INDEX])] += 1
+        answer = torch.tensor(counts.most_common(1)[0][0], dtype=torch.long)
+
+        def predict(batch: Batch) -> Tensor:   # both rows of the head's packed (B, 2, L) predictions
+            return answer.expand(batch.targets.shape[0], 2, len(answer))
+        return (Baseline("most_frequent_output", predict),)
 
     def build_head(self, encoder_output_size, embedding, decoder=None):
         if decoder is None:

@@ -163,3 +163,13 @@ def test_bilstm_concatenates_both_directions() -> None:
         torch.testing.assert_close(out.final[item, 0], out.outputs[item, length - 1, :5])
         torch.testing.assert_close(out.final[item, 1], out.outputs[item, 0, 5:])
     torch.testing.assert_close(pool(out, batch, "last"), out.final.reshape(2, 10))
+
+
+def test_every_in_tree_task_declares_its_baselines() -> None:
+    """A leaderboard says which rows learned only where the task computes its trivial
+    predictors (Task.baselines); publishing refuses a table without them."""
+    from rnnbench.core.contracts import Task
+
+    bare = [name for name, cls in registry.tasks().items()
+            if cls.__module__.startswith("rnnbench.") and cls.baselines is Task.baselines]
+    assert not bare, f"tasks without baselines: {bare}"

@@ -223,3 +223,20 @@ def test_a_tuned_leaderboard_renders_again_with_its_trials_and_importances(tmp_p
     assert cli.main(["leaderboard", "publish", "tuned", "--from-results"]) == 0
     again = (folder / "README.md").read_text()
     assert again.split("published ")[1].split("\n", 1)[1] == readme.split("published ")[1].split("\n", 1)[1]
+
+
+def test_a_new_publication_of_a_table_without_baselines_is_refused(tmp_path, monkeypatch, capsys):
+    """Runs whose task declares no baselines (here: recorded before them, their baseline metrics
+    removed) cannot be published anew; re-rendering an older export still works and says so."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "leaderboards" / "bare"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"name": "bare", "architectures": ["gru"],
+                                                       "tasks": ["adding"], "seeds": 1, "set": dict(QUICK)}))
+    store = str(tmp_path / "r.sqlite")
+    assert cli.main(["sweep", "leaderboards/bare/sweep.yaml", "--store", store, "--no-progress"]) == 0
+    from rnnbench.store import ResultStore
+    with ResultStore(store)._connect() as db:   # as a run of an earlier version recorded it
+        db.execute("UPDATE runs SET metrics = json_remove(metrics, '$.\"baseline/mean\"')")
+    assert cli.main(["leaderboard", "publish", "bare", "--store", store]) == 2
+    assert "has no baselines recorded with its runs" in capsys.readouterr().err

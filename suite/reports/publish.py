@@ -71,7 +71,8 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     (folder / TUNING_FILE).unlink(missing_ok=True)
     if not tuning.empty:   # trial counts and importances, for a rendering without the store
         tuning.assign(importances=tuning.importances.map(json.dumps)).to_csv(folder / TUNING_FILE, index=False)
-    _render(folder, spec, name, tuning=tuning, gradient_flows=lambda members: _gradient_flows(store, members))
+    _render(folder, spec, name, tuning=tuning, gradient_flows=lambda members: _gradient_flows(store, members),
+            require_baselines=True)
     return folder
 
 
@@ -112,15 +113,22 @@ def _board_folder(name: str, root: Path) -> tuple[Path, Any, Path, Path]:
 
 
 def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
-            gradient_flows: Callable[[pd.DataFrame], list] | None) -> None:
+            gradient_flows: Callable[[pd.DataFrame], list] | None, require_baselines: bool = False) -> None:
     """README.md, index.html, summary.json, environment.json and plots/ from the folder's
-    results.csv and history.csv: every number below comes from those files."""
+    results.csv and history.csv: every number below comes from those files. A new publication
+    (`require_baselines`) refuses a ranked table whose runs recorded no baselines."""
     known = known_answers.statement(folder.parent / "known-answers")   # refuses answers never checked
     published = read_results(folder / "results.csv")
     history = read_history(folder / "history.csv")
     tables = leaderboard_tables(published, tuning=tuning)
     if not tables:
         raise BenchmarkError(f"{folder / 'results.csv'} holds no completed run to rank")
+    bare = [title for title, table in tables.items()
+            if not table.attrs.get("reference") and table.attrs.get("baselines") is None]
+    if require_baselines and bare:
+        raise BenchmarkError(f"table '{bare[0]}' has no baselines recorded with its runs, so nothing "
+                             f"says whether its rows learned: declare them in the task (Task.baselines) "
+                             f"and run the sweep again with this version")
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     for earlier in (folder / "plots").glob("*.png"):   # the plots are drawn afresh: none stays stale
         if gradient_flows is not None or not earlier.name.endswith(GRADIENT_FLOW):
