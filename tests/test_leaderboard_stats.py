@@ -374,3 +374,26 @@ def test_robustness_by_hand():
                            "config": [{"optim.lr": lr} for lr in (1e-4, 1e-3, 1e-2, 1e-1)]})
     assert robustness(trials, "mse", "min") == {"trials": 4, "diverged": 1, "within": 2,
                                                 "lr_low": 1e-3, "lr_high": 1e-2}
+
+
+def test_a_table_says_when_its_rows_come_from_different_code_versions():
+    runs = _runs([("gru", [0.05, 0.06]), ("lstm", [0.30, 0.31])])
+    runs["environment"] = [{"git_commit": "a" * 40 if architecture == "gru" else "b" * 40}
+                           for architecture in runs.architecture]
+    (table,) = leaderboard_tables(runs).values()
+    from rnnbench.reports.leaderboard import markdown_table
+    assert table.attrs["code_versions"] == {"a" * 40: ["gru"], "b" * 40: ["lstm"]}
+    assert "Rows come from different code versions: aaaaaaaaaa (gru); bbbbbbbbbb (lstm)." in markdown_table(table)
+
+
+def test_a_closed_form_readout_ranks_beside_gradient_trained_rows():
+    """The audit's Mackey-Glass: the ESN's ridge readout (0.00245) sat in a table of its own; it
+    now ranks in the gradient-trained rows' table, its training shown per row."""
+    runs = _runs([("esn", [0.0024, 0.0025], {"optim.optimizer": "ridge"}), ("lstm", [0.011, 0.012])])
+    tables = leaderboard_tables(runs)
+    (table,) = tables.values()
+    assert list(table.architecture) == ["esn", "lstm"] and table["≈best"].iloc[0] == "best"
+    from rnnbench.reports.leaderboard import display_table
+    shown = display_table(table)
+    assert list(shown.training) == ["one pass (closed-form readout)", "steps=60, batch=64"]
+    assert table.attrs["shared_settings"]["budget"] == "per row (training column)"

@@ -102,7 +102,7 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
                            tuned=bool(members.tuned.any()),
                            tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)),
                            robustness=_robustness_notes(members, trials),
-                           threads=_thread_counts(members))
+                           threads=_thread_counts(members), code_versions=_code_versions(members))
         frames[title] = frame
     return frames
 
@@ -158,8 +158,17 @@ def _group_labels(task_runs: pd.DataFrame) -> pd.Series:
     with ranked runs."""
     info = _task_info(task_runs)
     keys = [key for key in _varying_settings(task_runs) if _splits_tables(key, info)]
-    labels = task_runs.config.map(
-        lambda config: ", ".join([f"{key}={config.get(key)}" for key in keys] + [_budget(config)]))
+    settings = task_runs.config.map(lambda config: ", ".join(f"{key}={config.get(key)}" for key in keys))
+    budgets = task_runs.config.map(_budget)
+    closed_form = task_runs.config.map(lambda config: config.get("optim.optimizer") == "ridge")
+    # a closed-form readout ranks beside the gradient-trained runs of the same task settings (one
+    # table per task and metric, whatever the training method); its cost shows in its row
+    for setting in set(settings[closed_form]):
+        trained = set(budgets[~closed_form & (settings == setting)])
+        if len(trained) == 1:
+            budgets[closed_form & (settings == setting)] = trained.pop()
+    labels = pd.Series([", ".join(part for part in parts if part) for parts in zip(settings, budgets)],
+                       index=task_runs.index)
     reference = task_runs.reference if "reference" in task_runs else False
     return labels.where(~reference, "reference: " + labels)
 
@@ -345,7 +354,8 @@ def _best_marks(samples: list[np.ndarray], ratio_scale: bool = False, unranked: 
 def _shared_settings(runs: pd.DataFrame) -> dict:
     """What every row of a table shares, stated once: the budget and the task's settings."""
     configs = list(runs.config)
-    shared = {"budget": _budget(configs[0])}
+    budgets = sorted({_budget(config) for config in configs})
+    shared = {"budget": budgets[0] if len(budgets) == 1 else "per row (training column)"}
     for key in sorted({key for config in configs for key in config if key.startswith("task.")}):
         values = {repr(config.get(key)) for config in configs}
         if len(values) == 1 and configs[0].get(key) is not None:
@@ -358,6 +368,17 @@ def _thread_counts(runs: pd.DataFrame) -> list[int]:
     completed = runs[runs.status == "completed"]
     return sorted({int(environment["threads"]) for environment in completed.environment
                    if isinstance(environment, dict) and environment.get("threads") is not None})
+
+
+def _code_versions(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """{git commit: the architectures whose completed runs it produced}, from the runs' recorded
+    environments (a commit that was not recorded is left out)."""
+    versions: dict[str, set[str]] = {}
+    for run in runs[runs.status == "completed"].itertuples():
+        environment = run.environment if isinstance(run.environment, dict) else {}
+        if environment.get("git_commit"):
+            versions.setdefault(str(environment["git_commit"]), set()).add(run.architecture)
+    return {commit: sorted(names) for commit, names in sorted(versions.items())}
 
 
 def _tuning_notes(runs: pd.DataFrame, tuning: pd.DataFrame | None) -> list[dict]:
@@ -703,7 +724,10 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
         interval = ("±95%", (high - low) / 2)
     else:
         interval = ("95% CI", [f"[{a:.4g}, {b:.4g}]" if not math.isnan(a) else "" for a, b in zip(low, high)])
-    short = frame.drop(columns=["budget", "95% CI low", "95% CI high"])
+    mixed = frame.budget.nunique() > 1   # closed-form and gradient-trained rows in one table
+    short = frame.drop(columns=["95% CI low", "95% CI high"] + ([] if mixed else ["budget"]))
+    if mixed:
+        short = short.rename(columns={"budget": "training"})
     if (short.settings == "-").all():
         short = short.drop(columns="settings")
     short.insert(short.columns.get_loc(f"{primary} (mean)") + 1, *interval)
@@ -718,6 +742,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
     if len(threads) > 1:   # results are reproducible per thread count, and throughput depends on it
         text += (f"Rows were produced with different CPU thread counts ({', '.join(map(str, threads))}): "
                  f"their results and throughput compare only within one count.\n\n")
+    versions = frame.attrs.get("code_versions", {})
+    if len(versions) > 1:   # a fix between two commits may be what separates two rows
+        text += ("Rows come from different code versions: " + "; ".join(
+            f"{commit[:10]} ({', '.join(markdown_text(name) for name in names)})"
+            for commit, names in versions.items()) + ".\n\n")
     shown = markdown_frame(display_table(frame))
     shown = shown.astype(object).where(shown.notna(), None)   # tabulate shows None, not NaN, as missing
     text += shown.to_markdown(index=False, floatfmt=".4g", missingval="-") + "\n"
@@ -753,7 +782,7 @@ def _json_table(title: str, frame: pd.DataFrame) -> dict:
     table = {"title": title, "task": frame.attrs["task"], "primary_metric": frame.attrs["primary_metric"],
              "direction": frame.attrs["direction"], "shared_settings": frame.attrs["shared_settings"],
              "threads": frame.attrs.get("threads", []), "rows": _records(frame), "tuning": frame.attrs["tuning"],
-             "tuned": frame.attrs.get("tuned", False)}
+             "tuned": frame.attrs.get("tuned", False), "code_versions": frame.attrs.get("code_versions", {})}
     if frame.attrs.get("baselines") is not None:
         table.update(baselines=frame.attrs["baselines"], none_learned=frame.attrs["none_learned"])
     if frame.attrs.get("cut_by_budget") is not None:
