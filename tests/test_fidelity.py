@@ -167,6 +167,11 @@ def test_a_kill_between_a_history_write_and_its_checkpoint_leaves_no_duplicate_r
         return ResultStore(path).runs_frame().environment.iloc[0]["convergence"]
 
     assert convergence(store) == convergence(tmp_path / "a" / "r.sqlite")
+
+    def clipping(path: Path) -> dict:   # the clip counts too
+        return ResultStore(path).runs_frame().environment.iloc[0]["clipping"]
+
+    assert clipping(store) == clipping(tmp_path / "a" / "r.sqlite") and clipping(store)["steps"] == 15
     assert convergence(store)["rounds"] == 3 and convergence(store)["stopped_by"] == "budget"
 
 

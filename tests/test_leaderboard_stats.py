@@ -397,3 +397,17 @@ def test_a_closed_form_readout_ranks_beside_gradient_trained_rows():
     shown = display_table(table)
     assert list(shown.training) == ["one pass (closed-form readout)", "steps=60, batch=64"]
     assert table.attrs["shared_settings"]["budget"] == "per row (training column)"
+
+
+def test_a_clipping_setting_that_never_acted_is_shown_as_such():
+    """The audit's tricks table: clipping at 5 and no clipping identical per seed in all pairs,
+    because clipping never engaged; each run now records how often it acted."""
+    runs = _runs([("lstm", [0.1, 0.2], {"optim.clip_norm": 5.0}), ("lstm", [0.1, 0.2], {"optim.clip_norm": None})])
+    runs["environment"] = [{"clipping": {"clipped": 0, "steps": 60}} if config["optim.clip_norm"] else {}
+                           for config in runs.config]
+    (table,) = leaderboard_tables(runs).values()
+    assert "optim.clip_norm=5.0 (never acted)" in set(table.settings)
+    runs["environment"] = [{"clipping": {"clipped": 3, "steps": 60}} if config["optim.clip_norm"] else {}
+                           for config in runs.config]
+    (table,) = leaderboard_tables(runs).values()
+    assert "optim.clip_norm=5.0" in set(table.settings)

@@ -192,3 +192,14 @@ def test_a_run_records_why_it_stopped_and_whether_it_was_still_improving(tmp_pat
     assert first["stopped_by"] == "early_stopping" and first["rounds"] < 10
     assert second["stopped_by"] == "budget" and second["rounds"] == 10
     assert first["improving_at_end"] is False and second["improving_at_end"] is False
+
+
+def test_a_run_records_how_often_clipping_acted(tmp_path):
+    store = tmp_path / "r.sqlite"
+    runner.run("gru", "copy", {**QUICK, "optim.clip_norm": "1e-9"}, store=store, progress=False)
+    runner.run("gru", "copy", {**QUICK, "optim.clip_norm": "1e9"}, store=store, progress=False)
+    runner.run("gru", "copy", {**QUICK, "optim.clip_norm": "none"}, store=store, progress=False)
+    tight, loose, none = (environment.get("clipping") for environment in ResultStore(store).runs_frame().environment)
+    steps = int(QUICK["trainer.max_steps"])
+    assert tight == {"clipped": steps, "steps": steps} and loose == {"clipped": 0, "steps": steps}
+    assert none is None

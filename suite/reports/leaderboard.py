@@ -197,8 +197,24 @@ def _outcomes(statuses: pd.Series) -> str:
     return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "-"
 
 
-def _settings_label(config: dict, varying: list[str]) -> str:
-    return " ".join(f"{key}={config[key]}" for key in varying if key in config) or "-"
+CLIPPING = ("optim.clip_norm", "optim.clip_value")
+
+
+def _settings_label(config: dict, varying: list[str], idle: set[str] = frozenset()) -> str:
+    """'optim.lr=0.01 optim.clip_norm=5 (never acted)': the varying settings, those that did
+    nothing in any of the row's runs (`idle`) marked."""
+    return " ".join(f"{key}={config[key]}" + (" (never acted)" if key in idle else "")
+                    for key in varying if key in config) or "-"
+
+
+def _idle_settings(completed: pd.DataFrame) -> set[str]:
+    """Clipping settings that never changed a gradient in any of these runs (each recorded how
+    many of its steps clipping acted on; runs from before that record say nothing)."""
+    records = [(environment or {}).get("clipping") if isinstance(environment, dict) else None
+               for environment in completed.environment]
+    if not records or any(record is None for record in records) or any(record["clipped"] for record in records):
+        return set()
+    return set(CLIPPING)
 
 
 def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
@@ -223,7 +239,7 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
                      for environment in environments[completed.index]]
         rows.append({
             "architecture": architecture,
-            "settings": _settings_label(config, varying),
+            "settings": _settings_label(config, varying, _idle_settings(completed) if "environment" in completed else set()),
             f"{primary} (mean)": completed.score.mean(),
             "95% CI low": low,
             "95% CI high": high,

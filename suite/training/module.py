@@ -68,6 +68,10 @@ class TrainingModule(pl.LightningModule):
         self._window_counts: list[torch.Tensor] = []
         self._window_lengths: list[torch.Tensor] = []
         self._window_padded = 0
+        # optimiser steps whose gradients clipping changed, of all clipped-for steps: whether
+        # optim.clip_norm / clip_value acted at all (`clipping`)
+        self.clip_counts = torch.zeros(2, dtype=torch.long)
+        self.clipping_at_end: dict[str, int] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Lightning sets `_current_fx_name` on the module around every hook it calls, about 35
@@ -120,6 +124,7 @@ class TrainingModule(pl.LightningModule):
         checkpoint["positions"] = self.positions.cpu()
         # the losses of the window under way: a resumed run logs the same window mean
         checkpoint["window_losses"] = [loss.cpu() for loss in self._window_losses]
+        checkpoint["clip_counts"] = self.clip_counts.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         steps_counted_by_automatic_optimisation(checkpoint)
@@ -127,6 +132,7 @@ class TrainingModule(pl.LightningModule):
         self.initial_loss = checkpoint.get("initial_loss")
         self.positions = checkpoint.get("positions", torch.zeros(2, dtype=torch.long))
         self._window_losses = list(checkpoint.get("window_losses", []))
+        self.clip_counts = checkpoint.get("clip_counts", torch.zeros(2, dtype=torch.long))
 
     def _count_positions(self, batch: Batch) -> None:
         """Note a training batch's sequences (the source and, for an encoder-decoder task, the
@@ -148,6 +154,13 @@ class TrainingModule(pl.LightningModule):
             counted = torch.stack([real, real.new_tensor(self._window_padded)])
             self.positions = self.positions.to(real.device) + counted
             self._window_lengths, self._window_padded = [], 0
+
+    def clipping(self) -> dict[str, int] | None:
+        """{"clipped": optimiser steps clipping changed, "steps": steps it was asked for}; None
+        when the run clips nothing. A setting that never clipped did nothing to the run. The
+        run's record is `clipping_at_end`, taken when training ends."""
+        clipped, steps = (int(count) for count in self.clip_counts)
+        return {"clipped": clipped, "steps": steps} if steps else None
 
     def padding_share(self) -> float | None:
         """Padded positions over all positions of the training batches' sequences (0 for
@@ -184,10 +197,17 @@ class TrainingModule(pl.LightningModule):
         """Gradient clipping: by global norm (`optim.clip_norm`), by value (`optim.clip_value`,
         `torch.nn.utils.clip_grad_value_`), or none; never both (`resolve` refuses it)."""
         optim = self.config.optim
-        if optim.clip_value is not None:
+        if optim.clip_value is None and optim.clip_norm is None:
+            return
+        parameters = [parameter for parameter in self.parameters() if parameter.grad is not None]
+        if not parameters:
+            return
+        if optim.clip_value is not None:   # acted where any gradient entry exceeds the value
+            acted = torch.stack([parameter.grad.detach().abs().max() for parameter in parameters]).max() > optim.clip_value
             self.clip_gradients(optimizer, gradient_clip_val=optim.clip_value, gradient_clip_algorithm="value")
-        elif optim.clip_norm is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=optim.clip_norm, gradient_clip_algorithm="norm")
+        else:   # as Lightning's clip_gradients(norm) does, keeping the norm: acted where it exceeds the bound
+            acted = torch.nn.utils.clip_grad_norm_(parameters, optim.clip_norm) > optim.clip_norm
+        self.clip_counts = self.clip_counts.to(acted.device) + torch.stack([acted.long(), torch.ones_like(acted.long())])
 
     def _schedule(self) -> None:
         """Step the learning-rate schedule when Lightning's automatic optimisation would: a
@@ -232,6 +252,8 @@ class TrainingModule(pl.LightningModule):
         if self.trainer.world_size > 1:   # the throughput counts every process's items
             self.items_trained = self.trainer.strategy.reduce(self.items_trained, reduce_op="sum")
             self.positions = self.trainer.strategy.reduce(self.positions, reduce_op="sum")
+        # fixed now: evaluating the best checkpoint next restores the counts saved with it
+        self.clipping_at_end = self.clipping()
 
     def setup(self, stage: str) -> None:
         if self.trainer.world_size > 1:

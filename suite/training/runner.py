@@ -123,6 +123,7 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
                "deterministic": not nondeterministic, "nondeterministic_ops": sorted(nondeterministic),
                "peak_memory": memory.kind, "conformance": setting.conformance, "timings": timings,
                "resumed": setting.resume_from is not None, "convergence": recorder.convergence(),
+               "clipping": setting.module.clipping_at_end,
                **({"fixed_parameters": setting.fixed_parameters} if setting.fixed_parameters else {})}
         setting.store.finish_run(prepared.run_id, status, error=error, metrics=metrics,
                                  parameters=setting.parameters, hidden_size=setting.hidden_size,
