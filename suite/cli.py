@@ -678,7 +678,7 @@ def _add_known_answers(commands: Any) -> None:
 
 def cmd_known_answers(args: argparse.Namespace) -> int:
     from rnnbench.core.constraints import Between, check
-    from rnnbench.sweeps import known_answers as known
+    from rnnbench.sweeps import known_answer_runs as runs, known_answers as known
 
     check("--workers", args.workers, Between(1, MAX_WORKERS), hint=": the number of runs at once")
     chosen = known.choose(known.load_answers(), args.names, args.fast)
@@ -692,8 +692,8 @@ def cmd_known_answers(args: argparse.Namespace) -> int:
     from rnnbench.store import ResultStore
 
     store = ResultStore(Path(args.store or "runs/known-answers.sqlite"))
-    known.run_answers(chosen, store, workers=args.workers, progress=not args.no_progress)
-    judged = {answer.name: known.judge(answer, store) for answer in chosen}
+    runs.run_answers(chosen, store, workers=args.workers, progress=not args.no_progress)
+    judged = {answer.name: runs.judge(answer, store) for answer in chosen}
     path = known.write_record(judged)
     for name, verdict in judged.items():
         value = "no completed run" if verdict["value"] is None else f"{verdict['value']:.4g}"

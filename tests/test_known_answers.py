@@ -13,7 +13,7 @@ from helpers import QUICK
 from rnnbench import cli
 from rnnbench.core.errors import BenchmarkError
 from rnnbench.store import ResultStore
-from rnnbench.sweeps import known_answers as known
+from rnnbench.sweeps import known_answer_runs as runs, known_answers as known
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,12 +52,12 @@ def test_answers_are_judged_on_the_mean_of_their_sweeps_runs_and_recorded(tmp_pa
     folder = _declare(tmp_path / "known")
     (answer,) = known.load_answers(folder)
     store = ResultStore(tmp_path / "r.sqlite")
-    known.run_answers([answer], store, progress=False)
-    verdict = known.judge(answer, store)
+    runs.run_answers([answer], store, progress=False)
+    verdict = runs.judge(answer, store)
     values = [metrics["test/mse"] for metrics in store.runs_frame().metrics]
     assert verdict["value"] == pytest.approx(sum(values) / 2) and verdict["held"] and len(verdict["runs"]) == 2
     strict = known.KnownAnswer("strict", answer.sweep, "test/mse", 1e-9, None, "a test", True)
-    assert not known.judge(strict, store)["held"]
+    assert not runs.judge(strict, store)["held"]
     path = known.write_record({"gru-adding": verdict}, folder)
     record = json.loads(path.read_text())["answers"]["gru-adding"]
     assert record["held"] and record["checked_at"] and "git_commit" in record
@@ -86,7 +86,7 @@ def test_the_fast_known_answers_hold(tmp_path):
     Mackey-Glass within twice reservoirpy's 0.004 NRMSE, on this code (minutes on a CPU)."""
     answers = [answer for answer in known.load_answers(ROOT / "leaderboards" / "known-answers") if answer.fast]
     store = ResultStore(tmp_path / "r.sqlite")
-    known.run_answers(answers, store, workers=2, progress=False)
+    runs.run_answers(answers, store, workers=2, progress=False)
     for answer in answers:
-        verdict = known.judge(answer, store)
+        verdict = runs.judge(answer, store)
         assert verdict["held"], (answer.name, verdict)

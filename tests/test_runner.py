@@ -1,9 +1,7 @@
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import pytest
 import torch

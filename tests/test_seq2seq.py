@@ -15,10 +15,9 @@ from rnnbench.cli import main
 from rnnbench.core.contracts import (DECODER, IGNORE_INDEX, Batch, Capabilities, DecoderParts,
                                 Requirements, SequenceBatch, compatibility)
 from rnnbench.toolkit.decoding import beam_search, greedy_decode, length_normalised, mask_after_end
-from rnnbench.core.errors import BenchmarkError
 from rnnbench.toolkit.metrics import ExactMatch, SequenceTokenAccuracy
 from rnnbench.toolkit.seq2seq_head import Seq2SeqHead, inverse_sigmoid
-from rnnbench.tasks.seq2seq import (BOS, EOS, Pairs, Reversal, ReversalOptions, Scan, ScanOptions,
+from rnnbench.tasks.seq2seq import (BOS, EOS, Pairs, Scan, ScanOptions,
                                     hold_out, make_reversal, read_scan)
 
 

@@ -5,8 +5,8 @@ Tree-LSTM on SST, the echo-state network on Mackey-Glass).
 leaderboards/known-answers/answers.yaml declares each one: a sweep file with the paper's setup,
 the test metric its runs are judged on (the mean over the sweep's completed runs) and its bounds
 (`at_most`, `at_least`), the source, and whether it is fast (run by `nox -s slow`).
-`rnnbench known-answers [NAME ...]` runs their sweeps into a store (resuming, like any sweep),
-judges them and writes record.json beside the declarations: each answer's value, bounds, whether
+`rnnbench known-answers [NAME ...]` runs their sweeps into a store (resuming, like any sweep;
+`rnnbench.sweeps.known_answer_runs`), judges them and writes record.json beside the declarations: each answer's value, bounds, whether
 it held, its run ids, and the commit and date it was checked at. `publish` states on every
 leaderboard which answers held, and refuses to publish in a repository that declares known
 answers but has no record of them.
@@ -25,10 +25,6 @@ from typing import Any
 import yaml
 
 from rnnbench.core.errors import BenchmarkError, did_you_mean
-from rnnbench.store import ResultStore
-from rnnbench.sweeps.plan import plan_sweep
-from rnnbench.sweeps.spec import load
-from rnnbench.sweeps.workers import Driver, PlanSource
 
 FOLDER = Path("leaderboards") / "known-answers"
 ANSWERS, RECORD = "answers.yaml", "record.json"
@@ -85,29 +81,6 @@ def choose(answers: list[KnownAnswer], names: list[str], fast: bool) -> list[Kno
                                  f"Declared: {', '.join(known) or 'none'}")
     chosen = [known[name] for name in names] if names else answers
     return [answer for answer in chosen if answer.fast or not fast]
-
-
-def run_answers(answers: list[KnownAnswer], store: ResultStore, workers: int = 1,
-                progress: bool = True) -> None:
-    """Run each answer's sweep into `store` (completed runs are kept and skipped)."""
-    for answer in answers:
-        spec = load(answer.sweep)
-        plan = plan_sweep(spec)
-        store.record_sweep(spec.name, spec.as_dict())
-        store.plan_runs(spec.name, [item.as_record() for item in plan.runs])
-        Driver(store, workers=workers, progress=progress, group=spec.name).execute(PlanSource(plan.runs), plan.planned)
-
-
-def judge(answer: KnownAnswer, store: ResultStore) -> dict[str, Any]:
-    """The answer's value (mean over the completed runs its sweep planned) and whether it held."""
-    planned = store.sweep_frame(load(answer.sweep).name)
-    completed = planned[planned.status == "completed"]
-    values = [metrics.get(answer.metric) for metrics in completed.metrics]
-    values = [float(value) for value in values if value is not None]
-    value = sum(values) / len(values) if values else float("nan")
-    return {"metric": answer.metric, "value": value if values else None, "bounds": answer.bounds(),
-            "held": bool(values) and answer.holds(value), "runs": sorted(completed.run_id),
-            "planned": len(planned), "source": answer.source}
 
 
 def write_record(judged: dict[str, dict[str, Any]], folder: Path = FOLDER) -> Path:
