@@ -227,7 +227,8 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
     fixed = environments.map(lambda environment: (environment or {}).get("fixed_parameters"))
     runs = runs.assign(fixed_parameters=pd.to_numeric(fixed, errors="coerce"))
-    with_baselines = bool(runs.metrics.map(lambda metrics: any(key.startswith(BASELINE) for key in metrics or {})).any())
+    with_baselines = bool(runs.metrics.map(
+        lambda metrics: any(key.startswith(BASELINE) for key in metrics or {})).any())
     rows = []
     for (architecture, _config_id), group in runs.groupby(["architecture", "config_id"], sort=False):
         completed = group[group.status == "completed"]
@@ -239,7 +240,8 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
                      for environment in environments[completed.index]]
         rows.append({
             "architecture": architecture,
-            "settings": _settings_label(config, varying, _idle_settings(completed) if "environment" in completed else set()),
+            "settings": _settings_label(config, varying,
+                                        _idle_settings(completed) if "environment" in completed else set()),
             f"{primary} (mean)": completed.score.mean(),
             "95% CI low": low,
             "95% CI high": high,

@@ -6,10 +6,10 @@ leaderboards/known-answers/answers.yaml declares each one: a sweep file with the
 the test metric its runs are judged on (the mean over the sweep's completed runs) and its bounds
 (`at_most`, `at_least`), the source, and whether it is fast (run by `nox -s slow`).
 `rnnbench known-answers [NAME ...]` runs their sweeps into a store (resuming, like any sweep;
-`rnnbench.sweeps.known_answer_runs`), judges them and writes record.json beside the declarations: each answer's value, bounds, whether
-it held, its run ids, and the commit and date it was checked at. `publish` states on every
-leaderboard which answers held, and refuses to publish in a repository that declares known
-answers but has no record of them.
+`rnnbench.sweeps.known_answer_runs`), judges them and writes record.json beside the
+declarations: each answer's value, bounds, whether it held, its run ids, and the commit and date
+it was checked at. `publish` states on every leaderboard which answers held, and refuses to
+publish in a repository that declares known answers but has no record of them.
 """
 
 from __future__ import annotations

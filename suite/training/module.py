@@ -203,11 +203,13 @@ class TrainingModule(pl.LightningModule):
         if not parameters:
             return
         if optim.clip_value is not None:   # acted where any gradient entry exceeds the value
-            acted = torch.stack([parameter.grad.detach().abs().max() for parameter in parameters]).max() > optim.clip_value
+            largest = torch.stack([parameter.grad.detach().abs().max() for parameter in parameters]).max()
+            acted = largest > optim.clip_value
             self.clip_gradients(optimizer, gradient_clip_val=optim.clip_value, gradient_clip_algorithm="value")
         else:   # as Lightning's clip_gradients(norm) does, keeping the norm: acted where it exceeds the bound
             acted = torch.nn.utils.clip_grad_norm_(parameters, optim.clip_norm) > optim.clip_norm
-        self.clip_counts = self.clip_counts.to(acted.device) + torch.stack([acted.long(), torch.ones_like(acted.long())])
+        step = torch.stack([acted.long(), torch.ones_like(acted.long())])   # (clipped, asked)
+        self.clip_counts = self.clip_counts.to(acted.device) + step
 
     def _schedule(self) -> None:
         """Step the learning-rate schedule when Lightning's automatic optimisation would: a
