@@ -411,3 +411,15 @@ def test_a_clipping_setting_that_never_acted_is_shown_as_such():
                            for config in runs.config]
     (table,) = leaderboard_tables(runs).values()
     assert "optim.clip_norm=5.0" in set(table.settings)
+
+
+def test_a_setting_a_later_version_added_splits_nothing():
+    """The audit's probes tables: runs recorded before `trainer.devices` existed and runs with
+    `trainer.devices=1` were labelled apart, one configuration shown as two."""
+    runs = _runs([("lstm", [0.1, 0.2]), ("gru", [0.3, 0.4])])
+    runs["config"] = [{**config, "trainer.devices": 1} if seed == 1 else config
+                      for config, seed in zip(runs.config, runs.seed)]
+    runs["config_id"] = [f"{config_id}-{seed}" for config_id, seed in zip(runs.config_id, runs.seed)]
+    (table,) = leaderboard_tables(runs).values()
+    assert list(table.architecture) == ["lstm", "gru"] and list(table.seeds) == [2, 2]
+    assert set(table.settings) == {"-"}   # no trainer.devices=1 label

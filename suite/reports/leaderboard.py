@@ -230,7 +230,8 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     with_baselines = bool(runs.metrics.map(
         lambda metrics: any(key.startswith(BASELINE) for key in metrics or {})).any())
     rows = []
-    for (architecture, _config_id), group in runs.groupby(["architecture", "config_id"], sort=False):
+    runs = runs.assign(identity=_identities(runs))
+    for (architecture, _identity), group in runs.groupby(["architecture", "identity"], sort=False):
         completed = group[group.status == "completed"]
         scores = completed.score.dropna().to_numpy()
         low, high = confidence_interval(scores, interval)
@@ -469,8 +470,10 @@ def curve_frame(runs: pd.DataFrame, setting: str) -> pd.DataFrame:
 def _varying_settings(runs: pd.DataFrame) -> list[str]:
     """Setting keys whose value differs between the task's configurations. Model settings
     (`arch.`) count only where they differ between runs of one architecture: that architectures
-    have different options and sizes is what the architecture and params columns already say."""
-    keys = sorted({key for config in runs.config for key in config})
+    have different options and sizes is what the architecture and params columns already say.
+    A setting that a later code version added, at one value wherever it is recorded, does not
+    vary (`_added_later`)."""
+    keys = sorted({key for config in runs.config for key in config} - _added_later(runs))
     varying = []
     for key in keys:
         groups = ([configs for _, configs in runs.groupby("architecture").config]
@@ -478,6 +481,24 @@ def _varying_settings(runs: pd.DataFrame) -> list[str]:
         if any(len({repr(config.get(key)) for config in configs}) > 1 for configs in groups):
             varying.append(key)
     return varying
+
+
+def _added_later(runs: pd.DataFrame) -> set[str]:
+    """Settings missing from some runs' recorded configuration and at a single value in all the
+    others: introduced by a later version of the suite at their default (`trainer.devices=1`),
+    so no part of what tells two configurations apart."""
+    configs = list(runs.config)
+    keys = {key for config in configs for key in config}
+    return {key for key in keys if any(key not in config for config in configs)
+            and len({repr(config[key]) for config in configs if key in config}) == 1}
+
+
+def _identities(runs: pd.DataFrame) -> pd.Series:
+    """Each run's configuration without the settings added later (`_added_later`): runs of one
+    configuration recorded by two versions of the suite form one row."""
+    ignored = _added_later(runs)
+    return runs.config.map(lambda config: json.dumps({key: value for key, value in config.items()
+                                                      if key not in ignored}, sort_keys=True, default=str))
 
 
 def _budget(config: dict) -> str:
