@@ -3,7 +3,7 @@
 
 The same quick runs (rnn and gru on the adding probe, `--preset quick`, four seeds each) go both
 ways, one at a time, with one thread. Overhead is the time a run costs beyond its training,
-validation and test (the `fit_s` and `evaluate_s` the runner records in each run's environment
+validation, test and baselines (the `fit_s`, `evaluate_s` and `baselines_s` the runner records in each run's environment
 `timings`): for a process, its whole wall time as measured from outside; for a worker, the driver's
 time from handing the run out to its reply. Target (issue 10): at most 0.5 s per run in a worker.
 Also the peak memory each run records (the peak resident set of its process during the run).
@@ -36,7 +36,7 @@ OVERRIDES: dict[str, str] = size({}, {"trainer.max_steps": "3", "trainer.val_eve
 
 def _trained_seconds(store: ResultStore, run_id: str) -> float:
     timings = recorded(store, run_id)["environment"]["timings"]
-    return timings["fit_s"] + timings["evaluate_s"]
+    return timings["fit_s"] + timings["evaluate_s"] + timings.get("baselines_s", 0.0)
 
 
 def _peaks(store: ResultStore, runs) -> list[float]:

@@ -281,8 +281,10 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
     metrics.update(_metrics(trainer, "val/"))
     trainer.test(module, dataloaders=splits.test, ckpt_path=best_path, verbose=False, weights_only=False)
     metrics.update(_metrics(trainer, "test/"))
-    metrics.update(score_baselines(module.task, module.model.head, splits))   # the same test set
     timings["evaluate_s"] = time.perf_counter() - evaluation_started
+    baselines_started = time.perf_counter()
+    metrics.update(score_baselines(module.task, module.model.head, splits))   # the same test set
+    timings["baselines_s"] = time.perf_counter() - baselines_started
     if best.best_model_score is not None:
         metrics[f"best_{monitor}"] = float(best.best_model_score)
     uninformed = module.task.uninformed_loss()
@@ -296,6 +298,7 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
             raise DivergedError(f"the {split} loss of the best checkpoint is {loss:.4g}, above the "
                                 f"{uninformed:.4g} of a model that learned nothing (a uniform guess): "
                                 f"the run diverged; lower optim.lr or set optim.clip_norm")
+
 
 # a best checkpoint more than 1% worse than a model that learned nothing diverged (an untrained
 # model sits at the uninformed loss give or take its initial noise: that is "did not learn")
