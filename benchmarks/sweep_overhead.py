@@ -3,8 +3,8 @@
 
 The same quick runs (rnn and gru on the adding probe, `--preset quick`, four seeds each) go both
 ways, one at a time, with one thread. Overhead is the time a run costs beyond its training,
-validation, test and baselines (the `fit_s`, `evaluate_s` and `baselines_s` the runner records in each run's environment
-`timings`): for a process, its whole wall time as measured from outside; for a worker, the driver's
+validation, test and baselines (the `fit_s`, `evaluate_s` and `baselines_s` the runner records
+in each run's environment `timings`): for a process, its whole wall time as measured from outside; for a worker, the driver's
 time from handing the run out to its reply. Target (issue 10): at most 0.5 s per run in a worker.
 Also the peak memory each run records (the peak resident set of its process during the run).
 
