@@ -101,7 +101,7 @@ def test_task_settings_the_task_ranks_together_share_one_table_and_others_split_
     assert sorted(tables) == ["adding (task.length=10, steps=60, batch=64)",
                               "adding (task.length=20, steps=60, batch=64)"]
     ranked = tables["adding (task.length=10, steps=60, batch=64)"]
-    assert len(ranked) == 2 and list(ranked.settings) == ["task.batching=random", "task.batching=bucketed"]
+    assert len(ranked) == 2 and list(ranked.settings) == ["batching=random", "batching=bucketed"]
     alone = leaderboard_tables(runs.assign(task_info=[TASK_INFO] * len(runs)))   # not declared: split
     assert len(alone) == 3
 
@@ -130,7 +130,8 @@ def test_shared_settings_are_stated_once_above_the_table_not_as_a_column():
                    environment={"fixed_parameters": 4096})
     table = leaderboard_tables(varied)["adding"]
     assert list(table["fixed params"]) == [4096, 4096]
-    assert "optim.lr=0.01" in markdown_table(table) and "fixed params" in markdown_table(table)
+    assert "lr=0.01" in markdown_table(table) and "Short names: lr = optim.lr." in markdown_table(table)
+    assert "fixed params" in markdown_table(table)
 
 
 def test_a_tuned_pairs_trials_and_importances_are_listed_below_its_table():
@@ -406,11 +407,11 @@ def test_a_clipping_setting_that_never_acted_is_shown_as_such():
     runs["environment"] = [{"clipping": {"clipped": 0, "steps": 60}} if config["optim.clip_norm"] else {}
                            for config in runs.config]
     (table,) = leaderboard_tables(runs).values()
-    assert "optim.clip_norm=5.0 (never acted)" in set(table.settings)
+    assert "clip_norm=5.0 (never acted)" in set(table.settings)
     runs["environment"] = [{"clipping": {"clipped": 3, "steps": 60}} if config["optim.clip_norm"] else {}
                            for config in runs.config]
     (table,) = leaderboard_tables(runs).values()
-    assert "optim.clip_norm=5.0" in set(table.settings)
+    assert "clip_norm=5.0" in set(table.settings)
 
 
 def test_a_setting_a_later_version_added_splits_nothing():

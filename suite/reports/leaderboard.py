@@ -200,10 +200,20 @@ def _outcomes(statuses: pd.Series) -> str:
 CLIPPING = ("optim.clip_norm", "optim.clip_value")
 
 
+def short_names(keys: list[str]) -> dict[str, str]:
+    """{setting: the last part of its name} where that part is unique among `keys` (`lr` for
+    `optim.lr`), else the whole name: short labels, with a legend under the table."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: part if last.count(part) == 1 else key for key, part in zip(keys, last)}
+
+
 def _settings_label(config: dict, varying: list[str], idle: set[str] = frozenset()) -> str:
-    """'optim.lr=0.01 optim.clip_norm=5 (never acted)': the varying settings, those that did
-    nothing in any of the row's runs (`idle`) marked."""
-    return " ".join(f"{key}={config[key]}" + (" (never acted)" if key in idle else "")
+    """'clip_norm=5 (never acted) lr=0.01': the varying settings by their short names
+    (`short_names`), none as 'none', those that did nothing in any of the row's runs (`idle`)
+    marked."""
+    names = short_names(varying)
+    return " ".join(f"{names[key]}={'none' if config[key] is None else config[key]}"
+                    + (" (never acted)" if key in idle else "")
                     for key in varying if key in config) or "-"
 
 
@@ -281,7 +291,8 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
     if not with_baselines:   # a table of runs from before baselines were recorded: as it was
         table = table.drop(columns="baseline")
     table = table.drop(columns=["_incomplete", "_scores", "_learned", "_baseline_name", "_improving", "_judged"])
-    table.attrs.update(primary_metric=primary, direction=direction, interval=interval,
+    legend = {short: key for key, short in short_names(varying).items() if short != key}
+    table.attrs.update(primary_metric=primary, direction=direction, interval=interval, settings_legend=legend,
                        baselines=baselines if with_baselines else None, none_learned=with_baselines and not learned,
                        cut_by_budget=cut)
     return table
@@ -789,6 +800,10 @@ def markdown_table(frame: pd.DataFrame) -> str:
     shown = markdown_frame(display_table(frame))
     shown = shown.astype(object).where(shown.notna(), None)   # tabulate shows None, not NaN, as missing
     text += shown.to_markdown(index=False, floatfmt=".4g", missingval="-") + "\n"
+    legend = frame.attrs.get("settings_legend") or {}
+    if legend and not (frame.settings == "-").all():
+        text += "\nShort names: " + "; ".join(f"{markdown_text(short)} = {markdown_text(key)}"
+                                           for short, key in sorted(legend.items())) + ".\n"
     for note in frame.attrs.get("robustness", []):
         window = (f"learning rates {note['lr_low']:.3g} to {note['lr_high']:.3g}" if note["lr_low"] is not None
                   else "no learning rate")
