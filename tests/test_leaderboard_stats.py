@@ -424,3 +424,14 @@ def test_a_setting_a_later_version_added_splits_nothing():
     (table,) = leaderboard_tables(runs).values()
     assert list(table.architecture) == ["lstm", "gru"] and list(table.seeds) == [2, 2]
     assert set(table.settings) == {"-"}   # no trainer.devices=1 label
+
+
+def test_a_table_without_baselines_or_seeds_says_it_is_no_ranking():
+    from rnnbench.reports.leaderboard import markdown_table
+    (table,) = leaderboard_tables(_runs([("gru", [0.1, 0.2]), ("lstm", [0.3, 0.4])])).values()
+    text = markdown_table(table)
+    assert "Not a ranking under the protocol: these runs recorded no baselines" in text
+    assert "fewer than 3 completed seeds" in text
+    runs = _with_baselines(_runs([("gru", [0.01, 0.02, 0.03])]), {"mean": [0.16, 0.16, 0.16]})
+    (table,) = leaderboard_tables(runs).values()
+    assert "Not a ranking" not in markdown_table(table) and "fewer than 3" not in markdown_table(table)

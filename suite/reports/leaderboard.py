@@ -54,6 +54,7 @@ from rnnbench.reports.escaping import csv_frame, latex_escape, markdown_frame, m
 from rnnbench.store import ResultStore, to_json
 
 BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs", "trainer.max_time_s")
+MIN_SEEDS = 3   # the protocol's seeds per ranked row
 # metrics compared as ratios: tested on the log scale, drawn on a log axis
 RATIO_SCALE = frozenset({"perplexity", "mse", "nrmse"})
 CONFIDENCE = 0.95
@@ -756,6 +757,11 @@ def _legend(frame: pd.DataFrame) -> str:
                  f"({', '.join(frame.attrs['baselines']) or 'none recorded'}), scored on each seed's test set; "
                  f"a row not beyond it (paired per-seed differences, 95% interval above 0) did not learn "
                  f"and is not ranked.")
+    if frame.attrs.get("baselines") is None:   # runs from before the protocol: a record, not a ranking
+        text += (" Not a ranking under the protocol: these runs recorded no baselines, so nothing here "
+                 "shows which rows learned; the order records these runs only.")
+    if (frame.seeds < MIN_SEEDS).any():
+        text += f" Rows with fewer than {MIN_SEEDS} completed seeds rank nothing reliably."
     if frame.attrs.get("cut_by_budget"):
         text = (f"**Cut by the budget: {', '.join(frame.attrs['cut_by_budget'])} (leading) were still improving "
                 f"when it ended (validation better by more than 1% over the last fifth of training); this "

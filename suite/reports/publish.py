@@ -25,7 +25,6 @@ import datetime
 import json
 import platform
 import re
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +37,7 @@ from rnnbench.reports import leaderboard_plots as board_plots
 from rnnbench.sweeps import known_answers
 from rnnbench.sweeps import spec as sweepfile
 from rnnbench.core.errors import BenchmarkError
+from rnnbench.core.revision import git_commit
 from rnnbench.reports.escaping import csv_frame, markdown_text
 from rnnbench.reports.html_page import Section, render_page
 from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables, read_results,
@@ -255,11 +255,7 @@ def _environment(runs: pd.DataFrame) -> dict:
             if key in environment:
                 counts = recorded.setdefault(key, {})
                 counts[str(environment[key])] = counts.get(str(environment[key]), 0) + 1
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = git_commit()
     finished = pd.to_numeric(runs.finished_at, errors="coerce").dropna()
     return {"runs": recorded,
             "runs_finished": {"first": _date(finished.min()), "last": _date(finished.max())} if len(finished) else {},

@@ -9,7 +9,7 @@ from rnnbench.store import ResultStore
 from rnnbench.sweeps.known_answers import KnownAnswer
 from rnnbench.sweeps.plan import plan_sweep
 from rnnbench.sweeps.spec import load
-from rnnbench.sweeps.workers import Driver, PlanSource
+from rnnbench.sweeps.workers import execute
 
 
 def run_answers(answers: list[KnownAnswer], store: ResultStore, workers: int = 1,
@@ -20,7 +20,7 @@ def run_answers(answers: list[KnownAnswer], store: ResultStore, workers: int = 1
         plan = plan_sweep(spec)
         store.record_sweep(spec.name, spec.as_dict())
         store.plan_runs(spec.name, [item.as_record() for item in plan.runs])
-        Driver(store, workers=workers, progress=progress, group=spec.name).execute(PlanSource(plan.runs), plan.planned)
+        execute(plan.runs, store, workers=workers, progress=progress, group=spec.name)
 
 
 def judge(answer: KnownAnswer, store: ResultStore) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from rnnbench.core.errors import BenchmarkError, did_you_mean
+from rnnbench.core.revision import git_commit
 
 FOLDER = Path("leaderboards") / "known-answers"
 ANSWERS, RECORD = "answers.yaml", "record.json"
@@ -89,7 +89,7 @@ def write_record(judged: dict[str, dict[str, Any]], folder: Path = FOLDER) -> Pa
     path = Path(folder) / RECORD
     record = read_record(folder) or {"answers": {}}
     stamp = {"checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "git_commit": _commit()}
+             "git_commit": git_commit()}
     for name, verdict in judged.items():
         record["answers"][name] = {**verdict, **stamp}
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -121,11 +121,3 @@ def statement(folder: Path = FOLDER) -> str | None:
             parts.append(f"{answer.name} {'held' if verdict['held'] else 'did not hold'} ({value}; "
                          f"{verdict['bounds']}; code {str(verdict['git_commit'])[:10]}, {verdict['checked_at'][:10]})")
     return "Known answers (leaderboards/known-answers): " + "; ".join(parts) + "."
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None

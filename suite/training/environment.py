@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import platform
 import resource
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +12,11 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
-@functools.lru_cache(maxsize=1)
-def _git_commit() -> str | None:
-    """The code revision, read once per process (a worker runs many runs)."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+from rnnbench.core.revision import git_commit
 
 def environment() -> dict[str, Any]:
     """Versions, device and code revision, recorded with every run."""
-    commit = _git_commit()
+    commit = git_commit()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
     return {"python": platform.python_version(), "torch": torch.__version__,
             "lightning": pl.__version__, "torchmetrics": torchmetrics.__version__,
