@@ -141,26 +141,31 @@ def _summary(cls: type) -> str:
 
 def matrix_text(architectures: dict, tasks: dict) -> str:
     """Which architecture can run which task, compact: tasks are numbered columns (named below),
-    a cell is `ok` or the letter of its reason, and each distinct reason is listed once with the
-    number of pairs it stops."""
+    in blocks of as many columns as fit `MATRIX_WIDTH`, a cell is `ok` or the letter of its
+    reason, and each distinct reason is listed once with the number of pairs it stops."""
     from rnnbench.core.registry import pair_compatibility
 
     width = max(len(name) for name in architectures) + 2
     columns = [str(number) for number in range(1, len(tasks) + 1)]
     cell = max(3, max(len(column) for column in columns) + 1)
     reasons: dict[str, list[str]] = {}   # reason -> the pairs it stops
-    lines = ["architecture x task: ok, or the letter of the reason the pair cannot run (below)", "",
-             " " * width + "".join(f"{column:<{cell}}" for column in columns)]
+    cells: dict[str, list[str]] = {}
     for arch_name, arch in architectures.items():
-        cells = []
+        cells[arch_name] = []
         for task_name, task in tasks.items():
             verdict = pair_compatibility(arch, task)
             if verdict.ok:
-                cells.append(f"{'ok':<{cell}}")
+                cells[arch_name].append("ok")
             else:
                 reasons.setdefault(verdict.reason, []).append(f"{arch_name} x {task_name}")
-                cells.append(f"{_letter(list(reasons).index(verdict.reason)):<{cell}}")
-        lines.append((f"{arch_name:<{width}}" + "".join(cells)).rstrip())
+                cells[arch_name].append(_letter(list(reasons).index(verdict.reason)))
+    lines = ["architecture x task: ok, or the letter of the reason the pair cannot run (below)"]
+    per_block = max(1, (MATRIX_WIDTH - width) // cell)     # as many task columns as fit a terminal
+    for start in range(0, len(columns), per_block):
+        block = slice(start, start + per_block)
+        lines += ["", " " * width + "".join(f"{column:<{cell}}" for column in columns[block]).rstrip()]
+        lines += [(f"{arch_name:<{width}}" + "".join(f"{c:<{cell}}" for c in row[block])).rstrip()
+                  for arch_name, row in cells.items()]
     named = ", ".join(f"{number}\N{NO-BREAK SPACE}{name}" for number, name in zip(columns, tasks))
     lines += ["", *(line.replace("\N{NO-BREAK SPACE}", " ") for line in textwrap.wrap(
         "Tasks: " + named, MATRIX_WIDTH, subsequent_indent="  ", break_on_hyphens=False))]

@@ -326,6 +326,15 @@ class ResultStore:
             return db.execute("SELECT x, y FROM curves WHERE run_id = ? AND name = ? ORDER BY x",
                               (run_id, name)).fetchall()
 
+    def test_curves_frame(self):
+        """Every run's test-split curves (a metric against the tested length, ...) as a DataFrame
+        with columns run_id, name, x, y; other curves (diagnostics) left out."""
+        import pandas as pd
+
+        with self._connect() as db:
+            return pd.read_sql_query("SELECT run_id, name, x, y FROM curves WHERE name LIKE 'test/%' "
+                                     "ORDER BY run_id, name, x", db)
+
     def finish_run(self, run_id: str, status: str, *, metrics: dict[str, float] | None = None,
                    error: str | None = None, **measurements: Any) -> None:
         """Record the outcome. `measurements`: parameters, hidden_size, items_per_second,

@@ -22,16 +22,15 @@ from typing import TYPE_CHECKING, Annotated
 import torch
 from torch import Tensor
 
-from rnnbench import (AtLeast, Baseline, Batch, IndexBatches, InputSpec, PerStepClassifier,
+from rnnbench import (AtLeast, Baseline, Batch, InputSpec, PerStepClassifier,
                       PooledRegressor, Reference, Requirements, SequenceBatch, Splits, Task,
                       register_task)
 from rnnbench.toolkit.baselines import constant_value, majority_class, mean_target
+from rnnbench.toolkit.generated import fixed_length_splits
 from rnnbench.toolkit.pooling import Pooling
 
 if TYPE_CHECKING:
     from torchmetrics import MetricCollection
-
-_SPLIT_OFFSETS = {"val": 1, "test": 2}
 
 
 @dataclass
@@ -43,26 +42,9 @@ class ProbeOptions:
     eval_size: Annotated[int, AtLeast(1)] = 1_000
 
 
-def _generator(seed: int, split: str) -> torch.Generator:
-    # evaluation data comes from its own stream, disjoint from the training passes' seeds
-    return torch.Generator().manual_seed(-(seed * 3 + _SPLIT_OFFSETS[split]) - 1)
-
-
-def _tensor_splits(make, options: ProbeOptions, batch_size: int, seed: int, to_batch) -> Splits:
-    """Validation and test are generated once per seed; training draws `train_size` fresh
-    examples on every pass (from the seed and the pass number), so the data is unlimited but
-    reproducible."""
-    def fixed(split: str) -> IndexBatches:
-        data = make(options.eval_size, _generator(seed, split))
-        return IndexBatches(options.eval_size, batch_size,
-                            lambda index: to_batch(*(t[index] for t in data)))
-
-    def fresh(generator: torch.Generator):
-        data = make(options.train_size, generator)
-        return lambda index: to_batch(*(t[index] for t in data))
-
-    return Splits(train=IndexBatches(options.train_size, batch_size, draw=fresh, seed=seed),
-                  val=fixed("val"), test=fixed("test"))
+def _splits(make, options: ProbeOptions, batch_size: int, seed: int, to_batch) -> Splits:
+    return fixed_length_splits(make, train_size=options.train_size, eval_size=options.eval_size,
+                               batch_size=batch_size, seed=seed, to_batch=to_batch)
 
 
 # --------------------------------------------------------------------------- copy
@@ -116,7 +98,7 @@ class Copy(Task):
             return Batch(SequenceBatch(inputs, lengths), targets,
                          metric_mask=recalled.expand(inputs.shape[0], steps))
 
-        return _tensor_splits(lambda size, gen: make_copy(size, self.options.length, gen),
+        return _splits(lambda size, gen: make_copy(size, self.options.length, gen),
                               self.options, batch_size, seed, to_batch)
 
     def build_head(self, encoder_output_size, embedding, decoder=None):
@@ -193,7 +175,7 @@ class Adding(Task):
             lengths = torch.full((inputs.shape[0],), inputs.shape[1], dtype=torch.long)
             return Batch(SequenceBatch(inputs, lengths), targets)
 
-        return _tensor_splits(lambda size, gen: make_adding(size, self.options.length, gen),
+        return _splits(lambda size, gen: make_adding(size, self.options.length, gen),
                               self.options, batch_size, seed, to_batch)
 
     def build_head(self, encoder_output_size, embedding, decoder=None):

@@ -67,6 +67,20 @@ def at_batch_end(monkeypatch, read) -> list:
     return seen
 
 
+def matrix_rows(matrix: str) -> dict[str, list[str]]:
+    """{architecture: its cells for every task, in task order} from `rnnbench list --matrix`,
+    whose grid comes in blocks of task columns (each block: a line of numbers, then a row per
+    architecture)."""
+    lines = matrix.splitlines()
+    end = next(index for index, line in enumerate(lines) if line.startswith("Tasks: "))
+    rows: dict[str, list[str]] = {}
+    for line in lines[1:end]:
+        if line and not line.startswith(" "):
+            name, *cells = line.split()
+            rows.setdefault(name, []).extend(cells)
+    return rows
+
+
 def matrix_columns(matrix: str) -> dict[str, int]:
     """{task: its column index} from `rnnbench list --matrix` (tasks are numbered columns, named
     in the 'Tasks:' lines below the grid)."""

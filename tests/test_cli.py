@@ -1,6 +1,6 @@
 import pytest
 
-from helpers import QUICK, matrix_columns
+from helpers import QUICK, matrix_columns, matrix_rows
 from rnnbench.cli import main
 
 
@@ -17,8 +17,9 @@ def test_list_and_matrix(capsys):
     lines = matrix.splitlines()
     assert max(map(len, lines)) <= 100   # fits a terminal: tasks are numbered columns
     numbers = {name: column + 1 for name, column in matrix_columns(matrix).items()}
-    bilstm = next(line for line in lines if line.startswith("bilstm ")).split()[1:]
-    letter = bilstm[int(numbers["copy"]) - 1]
+    rows = matrix_rows(matrix)
+    assert {len(cells) for cells in rows.values()} == {len(numbers)}   # every block read
+    letter = rows["bilstm"][int(numbers["copy"]) - 1]
     reason = next(line for line in lines if line.startswith(f"{letter:>3}  "))
     assert "not causal" in reason and "pairs)" in reason   # each reason once, with its count
     assert sum(line.count("not causal: it would see the future") for line in lines) == 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import matrix_columns
+from helpers import matrix_columns, matrix_rows
 from rnnbench.core import registry
 from rnnbench.cli import main
 from rnnbench.core.contracts import (DECODER, IGNORE_INDEX, Batch, Capabilities, DecoderParts,
@@ -338,7 +338,7 @@ def test_the_matrix_lists_the_seq2seq_tasks(capsys):
     assert main(["list", "--matrix"]) == 0
     matrix = capsys.readouterr().out
     lines = matrix.splitlines()
-    rows = {line.split()[0]: line.split()[1:] for line in lines[3:] if line and not line.startswith(" ")}
+    rows = matrix_rows(matrix)
     columns = matrix_columns(matrix)
     scan, reverse = columns["scan"], columns["reverse"]
     assert rows["lstm"][scan] == "ok" and rows["gru"][reverse] == "ok"

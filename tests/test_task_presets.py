@@ -26,7 +26,8 @@ PREFERRED = ("gru", "recursive", "pixelrnn")  # the cheapest reader of each stru
 SLICE = {"train_size": 32, "eval_size": 16, "val_size": 16, "test_size": 16,
          "train_sentences": 24, "eval_sentences": 16, "train_tokens": 2_000, "eval_tokens": 500,
          "train_steps": 400, "val_steps": 200, "test_steps": 200, "bptt": 20, "washout": 10,
-         "free_run_windows": 4, "free_run_warmup": 40, "free_run_steps": 10}
+         "free_run_windows": 4, "free_run_warmup": 40, "free_run_steps": 10,
+         "eval_per_length": 1, "test_length_step": 50}
 # one step ends every run before its first validation interval: the runner validates at the end
 ONE_STEP = {"trainer.max_steps": "1", "trainer.max_epochs": "1",
             "trainer.batch_size": "8", "arch.hidden_size": "8", "arch.embedding_size": "8"}

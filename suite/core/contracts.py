@@ -102,12 +102,16 @@ class Batch:
     `decoder_inputs`: encoder-decoder tasks only (`Requirements.decoder`): the target sequence as
     the decoder reads it, shifted right by one step (begin-of-sequence id first, (B, T) target
     token ids), so that `targets[:, t]` is predicted from `decoder_inputs.values[:, :t + 1]`.
+    `instance_length`: generated tasks scored by length only (length generalisation): (B,) the
+    length n each item was generated at (a Chomsky-hierarchy string's length, not its padded
+    steps), which `rnnbench.toolkit.metrics.AccuracyByLength` groups the scores by.
     """
 
     inputs: Inputs
     targets: Tensor
     metric_mask: Tensor | None = None
     decoder_inputs: SequenceBatch | None = None
+    instance_length: Tensor | None = None
 
     @property
     def batch_size(self) -> int:

@@ -464,19 +464,49 @@ def curve_frame(runs: pd.DataFrame, setting: str) -> pd.DataFrame:
     per architecture and combination of the other varying settings: e.g. copy accuracy as a
     function of the sequence length."""
     info = _task_info(runs)
-    shown_in_budget = (*BUDGET_KEYS, "trainer.batch_size")
-    others = [key for key in _varying_settings(runs) if key != setting and key not in shown_in_budget]
     label = setting.split(".", 1)[-1]
-    runs = runs.assign(
+    runs = _labelled(runs, exclude=setting).assign(
         score=_scores(runs, info["primary_metric"]),
-        value=runs.config.map(lambda config: config.get(setting)),
-        settings=runs.config.map(lambda config: " ".join(
-            f"{key}={config.get(key)}" for key in others) or "-"),
-        budget=runs.config.map(_budget))
+        value=runs.config.map(lambda config: config.get(setting)))
     table = runs.pivot_table(index=["architecture", "settings", "budget"], columns="value",
                              values="score", aggfunc="mean")
     table.columns = [f"{label}={value}" for value in table.columns]
     return table.reset_index()[["architecture", "settings", *table.columns, "budget"]]
+
+
+LENGTH_COLUMNS = 10   # a length curve's table groups the tested lengths into at most this many columns
+
+
+def length_curve_frame(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The primary test metric against the tested length n (its curve, recorded per run by a
+    `CurveMetric`: e.g. accuracy at each unseen length, Deletang et al. 2023), one row per
+    architecture and combination of varying settings, mean over seeds; the lengths in at most
+    `LENGTH_COLUMNS` columns of consecutive lengths, each the mean over its lengths. Empty when
+    the runs recorded no such curve."""
+    metric = _task_info(runs)["primary_metric"]
+    points = curves[(curves.name == f"test/{metric}") & curves.run_id.isin(set(runs.run_id))]
+    if points.empty:
+        return pd.DataFrame()
+    lengths = sorted(points.x.unique())
+    groups = np.array_split(np.array(lengths), min(LENGTH_COLUMNS, len(lengths)))
+    column_of = {x: (f"n={group[0]:g}" if len(group) == 1 else f"n={group[0]:g}-{group[-1]:g}")
+                 for group in groups for x in group}
+    labelled = _labelled(runs)[["run_id", "architecture", "settings", "budget"]]
+    points = points.assign(column=points.x.map(column_of)).merge(labelled, on="run_id")
+    per_run = points.groupby(["architecture", "settings", "budget", "run_id", "column"], sort=False).y.mean()
+    table = per_run.groupby(["architecture", "settings", "budget", "column"], sort=False).mean().unstack("column")
+    columns = list(dict.fromkeys(column_of.values()))
+    return table.reset_index()[["architecture", "settings", *columns, "budget"]]
+
+
+def _labelled(runs: pd.DataFrame, exclude: str | None = None) -> pd.DataFrame:
+    """`runs` with a `settings` label (the varying settings but `exclude` and the budget's) and a
+    `budget` label, the row keys of the curve tables."""
+    shown_in_budget = (*BUDGET_KEYS, "trainer.batch_size")
+    others = [key for key in _varying_settings(runs) if key != exclude and key not in shown_in_budget]
+    return runs.assign(
+        settings=runs.config.map(lambda config: " ".join(f"{key}={config.get(key)}" for key in others) or "-"),
+        budget=runs.config.map(_budget))
 
 
 def _varying_settings(runs: pd.DataFrame) -> list[str]:
@@ -672,14 +702,25 @@ def references(runs: pd.DataFrame, task: str) -> list[dict]:
     return list(unique.values())
 
 
-def _curve_section(runs: pd.DataFrame, task: str) -> str:
+def _curve_section(runs: pd.DataFrame, task: str, curves: pd.DataFrame | None = None) -> str:
     runs = runs[(runs.status == "completed") & (runs.task == task)]
     info = _task_info(runs)
-    setting = info.get("curve_setting")
-    if not setting:
-        return ""
-    return (f"\nTest {info['primary_metric']} by {setting} (mean over seeds):\n\n"
-            + markdown_frame(curve_frame(runs, setting)).to_markdown(index=False, floatfmt=".4g") + "\n")
+    setting, text = info.get("curve_setting"), ""
+    if setting:
+        text += (f"\nTest {info['primary_metric']} by {setting} (mean over seeds):\n\n"
+                 + markdown_frame(curve_frame(runs, setting)).to_markdown(index=False, floatfmt=".4g") + "\n")
+    lengths = length_curve_frame(runs, curves) if curves is not None else pd.DataFrame()
+    if not lengths.empty:
+        text += (f"\nTest {info['primary_metric']} against the tested length n, {length_training_note(runs)} "
+                 f"(mean over the lengths of each column, then over seeds):\n\n"
+                 + markdown_frame(lengths).to_markdown(index=False, floatfmt=".3g") + "\n")
+    return text
+
+
+def length_training_note(runs: pd.DataFrame) -> str:
+    """Which lengths the runs trained on, e.g. "trained on n = 1-40"."""
+    spans = {(config.get("task.min_length"), config.get("task.max_length")) for config in runs.config}
+    return "trained on n = " + ", ".join(f"{low}-{high}" for low, high in sorted(spans, key=str))
 
 
 def render(store: ResultStore, task: str | None = None, fmt: Format = "md") -> str:
@@ -689,13 +730,14 @@ def render(store: ResultStore, task: str | None = None, fmt: Format = "md") -> s
     if not frames:
         where = f" for task '{task}'" if task else ""
         return f"No completed runs{where} in {store.path}: run `rnnbench sweep` or `rnnbench run` first.\n"
-    return render_tables(frames, store.runs_frame(), fmt)
+    return render_tables(frames, store.runs_frame(), fmt, curves=store.test_curves_frame())
 
 
 def render_tables(frames: dict[str, pd.DataFrame], runs: pd.DataFrame, fmt: Format = "md",
-                  heading: str = "##") -> str:
+                  heading: str = "##", curves: pd.DataFrame | None = None) -> str:
     """Tables from `leaderboard_tables` in a format; `runs` (the runs they were computed from)
-    give Markdown its curve and reference sections."""
+    give Markdown its curve and reference sections, `curves` (`ResultStore.test_curves_frame`)
+    its tables of the metric against the tested length."""
     if fmt == "csv":
         return csv_frame(pd.concat([_plain(frame).assign(table=title, tuned=frame.attrs.get("tuned", False))
                                     for title, frame in frames.items()])).to_csv(index=False)
@@ -710,7 +752,7 @@ def render_tables(frames: dict[str, pd.DataFrame], runs: pd.DataFrame, fmt: Form
         name = frame.attrs["task"]
         text = f"{heading} {markdown_text(title)}\n\n" + markdown_table(frame)
         if title == last_table[name]:   # the curve and references once, after the last table
-            text += _curve_section(runs, name) + _references_section(runs, name)
+            text += _curve_section(runs, name, curves) + _references_section(runs, name)
         sections.append(text)
     return "\n".join(sections)
 

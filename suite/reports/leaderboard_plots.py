@@ -107,6 +107,12 @@ def plot_metric_against_setting(points: pd.DataFrame, setting: str, metric: str,
     return _bands(points, "value", "score", setting, metric, f"test {metric}", title, output, marker="o")
 
 
+def plot_metric_against_length(points: pd.DataFrame, metric: str, title: str, output: str | Path) -> Path:
+    """`points`: one row per (run, tested length) with columns architecture, x (the length n) and
+    y (the metric at n). Mean and 95% band over the runs of each architecture."""
+    return _bands(points, "x", "y", "length n (tested)", metric, f"test {metric}", title, output)
+
+
 def plot_learning_curves(history: pd.DataFrame, metric: str, title: str, output: str | Path) -> Path:
     """`history`: one row per (run, evaluation round) with columns architecture, run_id, step, value
     (the validation metric). Mean and 95% band over the runs of each architecture, per step."""

@@ -9,6 +9,8 @@ leaderboards/NAME/ holds:
     index.html        the same as one self-contained page (sortable tables, inline plots)
     results.csv       every run of the sweep: run id, settings, seed, status, metrics (`read_results`)
     history.csv       every evaluation round of those runs (for the learning curves)
+    curves.csv        the runs' test curves, where a task records one (accuracy at each tested
+                      length: the length-generalisation tables and plots)
     tuning.csv        a tuned sweep's trials and hyper-parameter importances per pair
     summary.json      the tables, numbers as numbers
     environment.json  hardware, versions, git commit and date of the runs and of publishing
@@ -40,13 +42,15 @@ from rnnbench.core.errors import BenchmarkError
 from rnnbench.core.revision import git_commit
 from rnnbench.reports.escaping import csv_frame, markdown_text
 from rnnbench.reports.html_page import Section, render_page
-from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables, read_results,
+from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables,
+                                          length_curve_frame, length_training_note, read_results,
                                           render_tables, results_frame, settings_text)
 from rnnbench.store import ResultStore
 
 ROOT = Path("leaderboards")
 GRADIENT_FLOW = "-gradient-flow.png"
 TUNING_FILE = "tuning.csv"   # a tuned sweep's trial counts and importances per pair
+CURVES_FILE = "curves.csv"   # the runs' test curves (metric against tested length)
 
 
 def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
@@ -67,6 +71,11 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     csv_frame(results_frame(runs, planned)).to_csv(folder / "results.csv", index=False)
     csv_frame(_history(store, runs)).to_csv(folder / "history.csv", index=False)
+    curves = store.test_curves_frame()
+    curves = curves[curves.run_id.isin(set(runs.run_id))]
+    (folder / CURVES_FILE).unlink(missing_ok=True)
+    if not curves.empty:
+        curves.to_csv(folder / CURVES_FILE, index=False)
     tuning = store.tuning_frame(spec.name)
     (folder / TUNING_FILE).unlink(missing_ok=True)
     if not tuning.empty:   # trial counts and importances, for a rendering without the store
@@ -120,6 +129,7 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
     known = known_answers.statement(folder.parent / "known-answers")   # refuses answers never checked
     published = read_results(folder / "results.csv")
     history = read_history(folder / "history.csv")
+    curves = read_curves(folder / CURVES_FILE)
     tables = leaderboard_tables(published, tuning=tuning)
     if not tables:
         raise BenchmarkError(f"{folder / 'results.csv'} holds no completed run to rank")
@@ -133,7 +143,7 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
     for earlier in (folder / "plots").glob("*.png"):   # the plots are drawn afresh: none stays stale
         if gradient_flows is not None or not earlier.name.endswith(GRADIENT_FLOW):
             earlier.unlink()
-    plots = _plots(published, history, tables, gradient_flows, folder / "plots")
+    plots = _plots(published, history, tables, gradient_flows, folder / "plots", curves)
     environment = _environment(published)
     (folder / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
     (folder / "summary.json").write_text(render_tables(tables, published, "json"))
@@ -141,14 +151,22 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
     command = " && ".join([f"rnnbench sweep {sweep_file} --store STORE",
                            *([f"rnnbench sweep {reference_file} --store STORE"] if reference_file.is_file() else []),
                            f"rnnbench leaderboard publish {name} --store STORE"])
-    (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder, known))
-    (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command))
+    (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder, known,
+                                              curves))
+    (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command, published, curves))
 
 
 def read_history(path: Path) -> pd.DataFrame:
     """history.csv as written by `publish` (one row per run, round and metric)."""
     return pd.read_csv(path, dtype={"run_id": str, "config_id": str, "architecture": str, "task": str,
                                     "name": str}, float_precision="round_trip")
+
+
+def read_curves(path: Path) -> pd.DataFrame:
+    """curves.csv as written by `publish` (run_id, name, x, y); empty if the board has none."""
+    if not path.is_file():
+        return pd.DataFrame(columns=["run_id", "name", "x", "y"])
+    return pd.read_csv(path, dtype={"run_id": str, "name": str}, float_precision="round_trip")
 
 
 def store_page(store: ResultStore, task: str | None = None) -> str:
@@ -161,11 +179,12 @@ def store_page(store: ResultStore, task: str | None = None) -> str:
                              f"`rnnbench run` first")
     runs = store.runs_frame()
     runs = runs[runs.config_id.isin(set().union(*(table.attrs["config_ids"] for table in tables.values())))]
+    curves = store.test_curves_frame()
     with tempfile.TemporaryDirectory() as folder:   # the page holds the plots' bytes
         plots = _plots(runs, _history(store, runs), tables, lambda members: _gradient_flows(store, members),
-                       Path(folder))
+                       Path(folder), curves)
         command = f"rnnbench leaderboard --store {store.path}{f' --task {task}' if task else ''} --format html"
-        return _page(store.path.stem, tables, plots, _environment(runs), command)
+        return _page(store.path.stem, tables, plots, _environment(runs), command, runs, curves)
 
 
 def _reference_plan(store: ResultStore, reference_file: Path) -> pd.DataFrame:
@@ -190,7 +209,8 @@ def _slug(text: str) -> str:
 
 
 def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataFrame],
-           gradient_flows: Callable[[pd.DataFrame], list] | None, folder: Path) -> dict[str, list[tuple[str, Path]]]:
+           gradient_flows: Callable[[pd.DataFrame], list] | None, folder: Path,
+           curves: pd.DataFrame) -> dict[str, list[tuple[str, Path]]]:
     """{table title: [(caption, png path)]}: the plots of each table's runs."""
     ranked = set().union(*(table.attrs["config_ids"] for table in tables.values()))
     completed = runs[(runs.status == "completed") & runs.config_id.isin(ranked)]
@@ -213,6 +233,14 @@ def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataF
                           board_plots.plot_metric_against_setting(
                               scored.assign(value=values), setting, metric, task,
                               folder / f"{_slug(task)}-{_slug(setting)}.png")))
+        points = curves[(curves.name == f"test/{metric}") & curves.run_id.isin(set(members.run_id))]
+        if not points.empty:
+            architectures = members.set_index("run_id").architecture
+            drawn.append((f"Test {metric} against the tested length n, {length_training_note(members)} "
+                          f"(mean and 95% band over seeds)",
+                          board_plots.plot_metric_against_length(
+                              points.assign(architecture=points.run_id.map(architectures)), metric, title,
+                              folder / f"{slug}-length.png")))
         rounds = history[history.run_id.isin(set(members.run_id)) & (history.name == f"val/{metric}")]
         if not rounds.empty:
             drawn.append((f"Validation {metric} during training (mean and 95% band over seeds)",
@@ -278,7 +306,8 @@ def _hardware(environment: dict) -> str:
             f"code at {values('git_commit')}")
 
 
-def _readme(spec, tables, runs, plots, environment, command, folder: Path, known: str | None = None) -> str:
+def _readme(spec, tables, runs, plots, environment, command, folder: Path, known: str | None = None,
+            curves: pd.DataFrame | None = None) -> str:
     statuses = runs.status.value_counts()
     lines = [f"# Leaderboard: {markdown_text(spec.name)}", "",
              f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
@@ -295,7 +324,7 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path, known
              f"{environment['published']['date']}.",
              f"- Reproduce: `{command}`.",
              *([f"- {markdown_text(known)}"] if known else []), ""]
-    body = render_tables(tables, runs, "md", heading="##").split("\n")
+    body = render_tables(tables, runs, "md", heading="##", curves=curves).split("\n")
     text = "\n".join(lines + body)
     for title, drawn in plots.items():
         text += f"\n### Plots: {markdown_text(title)}\n\n" + "".join(
@@ -303,12 +332,19 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path, known
     return text
 
 
-def _page(name: str, tables, plots, environment, command) -> str:
+def _page(name: str, tables, plots, environment, command, runs: pd.DataFrame, curves: pd.DataFrame) -> str:
     sections = []
+    completed = runs[runs.status == "completed"]
     for title, table in tables.items():
         shared = table.attrs.get("shared_settings") or {}
         text = f"Settings: {settings_text(shared)}." if shared else ""
-        sections.append(Section(title, text, [(title, display_table(table))],
+        shown = [(title, display_table(table))]
+        members = completed[completed.config_id.isin(set(table.attrs["config_ids"]))]
+        lengths = length_curve_frame(members, curves) if not members.empty else pd.DataFrame()
+        if not lengths.empty:
+            shown.append((f"Test {table.attrs['primary_metric']} against the tested length n, "
+                          f"{length_training_note(members)} (mean over seeds)", lengths))
+        sections.append(Section(title, text, shown,
                                 [(caption, path.read_bytes()) for caption, path in plots.get(title, [])]))
     intro = Section("About", f"Hardware: {_hardware(environment)}. Reproduce: {command}", [], [])
     return render_page(f"rnnbench leaderboard: {name}", [intro, *sections])

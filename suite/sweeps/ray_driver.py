@@ -62,6 +62,9 @@ class RemoteRecorder:
     def add_round(self, run_id: str, step: int, values: dict[str, float]) -> None:
         self._send("add_round", run_id, step, values)
 
+    def set_curve(self, run_id: str, name: str, points: list[tuple[float, float]]) -> None:
+        self._send("set_curve", run_id, name, points)
+
     def finish_run(self, run_id: str, status: str, **fields: Any) -> None:
         self._recorded = status
         self._send("finish_run", run_id, status, **fields)
@@ -179,7 +182,7 @@ class RayDriver(Scheduler):
             except queue_module.Empty:
                 return
             records = {"start_run": self.store.start_run, "add_round": self.store.add_round,
-                       "finish_run": self.store.finish_run,
+                       "set_curve": self.store.set_curve, "finish_run": self.store.finish_run,
                        "record_conformance": self.store.record_conformance}
             if method in records:
                 records[method](*args, **kwargs)

@@ -49,6 +49,16 @@ def label_counts(batches: Iterable[Batch], num_classes: int) -> Tensor:
     return counts
 
 
+def answer_counts(batches: Iterable[Batch], num_classes: int) -> Tensor:
+    """(num_classes,) counts of the labels at the scored positions (`Batch.metric_mask`) only:
+    the answers of a task that trains on more than it scores (next-token prediction everywhere,
+    recall scored at the values)."""
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    for batch in batches:
+        counts += torch.bincount(batch.targets[batch.metric_mask].reshape(-1), minlength=num_classes)
+    return counts
+
+
 def _one_hot_logits(labels: Tensor, num_classes: int) -> Tensor:
     return torch.nn.functional.one_hot(labels, num_classes).float()
 

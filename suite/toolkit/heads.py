@@ -99,6 +99,18 @@ class PerStepClassifier(Head):
         metrics.update(predictions[mask], batch.targets[mask])
 
 
+class AnswerClassifier(PerStepClassifier):
+    """A per-step classifier for generated tasks that ask for answers at some steps
+    (`batch.metric_mask`, required: the answer positions): trained on the targets there, and its
+    metrics (`rnnbench.toolkit.metrics`' generated-task metrics) see the whole batch,
+    `update(logits, targets, answer, instance_lengths)`, to score per item and per length."""
+
+    def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
+        if batch.metric_mask is None:
+            raise BenchmarkError("AnswerClassifier needs the answer positions in Batch.metric_mask")
+        metrics.update(predictions, batch.targets, batch.metric_mask, batch.instance_length)
+
+
 class PooledClassifier(Head):
     """One label per item from the pooled encoder state (`rnnbench.toolkit.pooling`)."""
 

@@ -238,3 +238,92 @@ class SequenceTokenAccuracy(Metric):
 
     def compute(self) -> Tensor:
         return self.correct.float() / self.total.clamp(min=1)
+
+
+# --------------------------------------------------------------------------- generated tasks
+# Every metric here is updated by `rnnbench.toolkit.heads.AnswerClassifier` with the whole batch:
+# `update(logits (B, S, C), targets (B, S), answer (B, S) bool, lengths (B,) or None)`.
+
+
+class CurveMetric(Metric):
+    """A metric that is also a curve: `curve()` gives the (x, y) points behind its value (the
+    runner records a test split's curves in the store, `ResultStore.set_curve`)."""
+
+    def curve(self) -> list[tuple[float, float]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class AnswerAccuracy(Metric):
+    """Accuracy over every scored answer position (per-token, micro-averaged)."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, targets: Tensor, answer: Tensor, lengths: Tensor | None) -> None:
+        hits = (logits.argmax(-1) == targets) & answer
+        self.correct += hits.sum()
+        self.total += answer.sum()
+
+    def compute(self) -> Tensor:
+        return self.correct / self.total.clamp(min=1)
+
+
+class FinalAnswerAccuracy(Metric):
+    """Accuracy at each item's last scored position only: the final state of a state-tracking
+    problem (Merrill et al. 2024), whatever the steps before it."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, targets: Tensor, answer: Tensor, lengths: Tensor | None) -> None:
+        steps = torch.arange(answer.shape[1], device=answer.device)
+        last = torch.where(answer, steps, -1).amax(dim=1)        # (B,) last scored step
+        rows = torch.nonzero(last >= 0).squeeze(1)
+        self.correct += (logits[rows, last[rows]].argmax(-1) == targets[rows, last[rows]]).sum()
+        self.total += len(rows)
+
+    def compute(self) -> Tensor:
+        return self.correct / self.total.clamp(min=1)
+
+
+class AccuracyByLength(CurveMetric):
+    """Length generalisation (Deletang et al. 2023, section 4): each item's score is the share of
+    its answer tokens predicted right; the scores are averaged per length n, and the metric is
+    the mean over the lengths seen (every length weighs the same). `curve()`: (n, accuracy at n).
+
+    `max_length`: the longest n it may see (its per-length sums are tensors of that size)."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__()
+        self.add_state("scores", default=torch.zeros(max_length + 1, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("items", default=torch.zeros(max_length + 1, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, targets: Tensor, answer: Tensor, lengths: Tensor | None) -> None:
+        if lengths is None:
+            raise ValueError("AccuracyByLength needs Batch.instance_length: generate the task's "
+                             "batches with rnnbench.toolkit.generated.length_splits")
+        hits = ((logits.argmax(-1) == targets) & answer).sum(1).double()
+        per_item = hits / answer.sum(1).clamp(min=1).double()
+        self.scores.index_add_(0, lengths, per_item)
+        self.items.index_add_(0, lengths, torch.ones_like(per_item))
+
+    def compute(self) -> Tensor:
+        seen = self.items > 0
+        return (self.scores[seen] / self.items[seen]).mean() if seen.any() else self.scores.new_tensor(float("nan"))
+
+    def curve(self) -> list[tuple[float, float]]:
+        seen = torch.nonzero(self.items > 0).squeeze(1)
+        return [(float(n), float(self.scores[n] / self.items[n])) for n in seen.tolist()]

@@ -13,6 +13,7 @@ from rnnbench.core.contracts import Batch, SequenceBatch, Task
 from rnnbench.core.errors import BenchmarkError, DivergedError
 from rnnbench.core.state import detach_state
 from rnnbench.training.config import RunConfig
+from rnnbench.toolkit.metrics import CurveMetric
 from rnnbench.training.model import BenchmarkModel
 
 LOG_EVERY = 25  # steps between train-loss logs and divergence checks: the only host syncs of training
@@ -58,6 +59,8 @@ class TrainingModule(pl.LightningModule):
         self._eval_state: Any = None
         self._loss_sum = torch.zeros(())
         self._loss_count = torch.zeros(())
+        # the test split's curves (`CurveMetric`), by recorded name: the runner stores them
+        self.test_curves: dict[str, list[tuple[float, float]]] = {}
         self.items_trained = torch.zeros((), dtype=torch.long)
         # real and all positions of the training batches' sequences (`padding_share`)
         self.positions = torch.zeros(2, dtype=torch.long)
@@ -284,6 +287,9 @@ class TrainingModule(pl.LightningModule):
         values[f"{split}/loss"] = (self._loss_sum / self._loss_count.clamp(min=1)).float()
         for name, value in self.task.evaluate_model(self.model, split).items():
             values[f"{split}/{name}"] = torch.tensor(float(value))
+        if split == "test":
+            self.test_curves = {name: metric.curve() for name, metric in self.split_metrics[split].items(keep_base=False)
+                                if isinstance(metric, CurveMetric)}
         self.split_metrics[split].reset()
         self._eval_state = None
         self.log_dict(values, prog_bar=split == "val")

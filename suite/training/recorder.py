@@ -35,6 +35,9 @@ class Recorder(Protocol):
     def add_round(self, run_id: str, step: int, values: dict[str, float]) -> None:
         """Record one evaluation round at training step `step`."""
 
+    def set_curve(self, run_id: str, name: str, points: list[tuple[float, float]]) -> None:
+        """Record one of the run's curves (`ResultStore.set_curve`)."""
+
     def finish_run(self, run_id: str, status: str, **fields: Any) -> None:
         """Record how the run ended (`ResultStore.finish_run`'s fields)."""
 

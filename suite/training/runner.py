@@ -281,6 +281,8 @@ def _train_and_evaluate(module: TrainingModule, splits: Any, config: RunConfig, 
     metrics.update(_metrics(trainer, "val/"))
     trainer.test(module, dataloaders=splits.test, ckpt_path=best_path, verbose=False, weights_only=False)
     metrics.update(_metrics(trainer, "test/"))
+    for name, points in module.test_curves.items():
+        store.set_curve(recorder.run_id, name, points)
     timings["evaluate_s"] = time.perf_counter() - evaluation_started
     baselines_started = time.perf_counter()
     metrics.update(score_baselines(module.task, module.model.head, splits))   # the same test set
@@ -328,6 +330,9 @@ class UnrecordedStore:
         pass
 
     def add_round(self, run_id: str, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def set_curve(self, run_id: str, name: str, points: list[tuple[float, float]]) -> None:
         pass
 
     def finish_run(self, run_id: str, status: str, **fields: Any) -> None:
