@@ -113,6 +113,21 @@ def plot_metric_against_length(points: pd.DataFrame, metric: str, title: str, ou
     return _bands(points, "x", "y", "length n (tested)", metric, f"test {metric}", title, output)
 
 
+def state_plot_adds_something(points: pd.DataFrame) -> bool:
+    """Whether a plot against the recurrent state size shows a trend: some architecture was run
+    at two state sizes or more (`points`: one row per run with architecture and state_floats)."""
+    sized = points.dropna(subset=["state_floats"])
+    return bool(len(sized)) and bool((sized.groupby("architecture").state_floats.nunique() > 1).any())
+
+
+def plot_metric_against_state(points: pd.DataFrame, metric: str, title: str, output: str | Path) -> Path:
+    """`points`: one row per run with columns architecture, state_floats (floats per sequence in
+    its recurrent state) and score. Mean and 95% band over seeds at each size (Zoology's
+    accuracy against state size, Arora et al. 2023, figure 2)."""
+    return _bands(points, "state_floats", "score", "recurrent state (floats per sequence)", metric,
+                  f"test {metric}", title, output, marker="o")
+
+
 def plot_learning_curves(history: pd.DataFrame, metric: str, title: str, output: str | Path) -> Path:
     """`history`: one row per (run, evaluation round) with columns architecture, run_id, step, value
     (the validation metric). Mean and 95% band over the runs of each architecture, per step."""

@@ -226,6 +226,11 @@ def _plots(runs: pd.DataFrame, history: pd.DataFrame, tables: dict[str, pd.DataF
             drawn.append((f"Test {metric} against trained parameters",
                           board_plots.plot_metric_against_parameters(
                               members, metric, title, folder / f"{slug}-parameters.png")))
+        sized = members.assign(state_floats=members.metrics.map(lambda metrics: metrics.get("model/state_floats")))
+        if board_plots.state_plot_adds_something(sized):
+            drawn.append((f"Test {metric} against the recurrent state size (floats per sequence)",
+                          board_plots.plot_metric_against_state(sized.dropna(subset=["state_floats"]), metric,
+                                                                title, folder / f"{slug}-state.png")))
         setting = members.task_info.iloc[0].get("curve_setting")
         values = scored.config.map(lambda config: config.get(setting)) if setting else None
         if title == last_table[task] and setting and values.nunique() > 1:   # once per task, over its tables

@@ -11,7 +11,7 @@ import torch
 
 from rnnbench.core.contracts import Batch, SequenceBatch, Task
 from rnnbench.core.errors import BenchmarkError, DivergedError
-from rnnbench.core.state import detach_state
+from rnnbench.core.state import detach_state, state_tensors
 from rnnbench.training.config import RunConfig
 from rnnbench.toolkit.metrics import CurveMetric
 from rnnbench.training.model import BenchmarkModel
@@ -61,6 +61,7 @@ class TrainingModule(pl.LightningModule):
         self._loss_count = torch.zeros(())
         # the test split's curves (`CurveMetric`), by recorded name: the runner stores them
         self.test_curves: dict[str, list[tuple[float, float]]] = {}
+        self.state_floats: float | None = None   # floats per sequence in the recurrent state
         self.items_trained = torch.zeros((), dtype=torch.long)
         # real and all positions of the training batches' sequences (`padding_share`)
         self.positions = torch.zeros(2, dtype=torch.long)
@@ -96,14 +97,24 @@ class TrainingModule(pl.LightningModule):
 
     def _step(self, batch: Batch, training: bool):
         if not self.task.requirements.carries_state:
-            return self.model(batch, None)[0]
+            output, encoded = self.model(batch, None)
+            self._measure_state(encoded.state, batch)
+            return output
         state = self._train_state if training else self._eval_state
         output, encoded = self.model(batch, state)
+        self._measure_state(encoded.state, batch)
         if training:
             self._train_state = detach_state(encoded.state)
         else:
             self._eval_state = detach_state(encoded.state)
         return output
+
+    def _measure_state(self, state: Any, batch: Batch) -> None:
+        """The recurrent state's size, floats per sequence, from the first batch (Zoology's state
+        size: what associative recall needs to grow with the pairs); None for an encoder that
+        returns no state (it cannot carry one)."""
+        if self.state_floats is None and state is not None:
+            self.state_floats = sum(tensor.numel() for tensor in state_tensors(state)) / batch.batch_size
 
     def diverged(self, loss: float) -> bool:
         """The divergence rule: a loss that is not finite, or more than DIVERGENCE_FACTOR times the

@@ -137,6 +137,8 @@ def run(architecture_name: str, task_name: str, overrides: dict[str, str] | None
         _record_failure(error, record)
         raise
     throughput = float(setting.module.items_trained) / max(recorder.train_seconds, 1e-9)
+    if setting.module.state_floats is not None:
+        metrics["model/state_floats"] = setting.module.state_floats
     padding_share = setting.module.padding_share()
     if padding_share is not None:
         metrics["train/padding_share"] = padding_share
