@@ -31,7 +31,7 @@ from typing import Any
 
 MODULES = ("runner_overhead", "sweep_overhead", "concurrency", "architectures", "scaling", "time_series",
            "determinism", "modern")
-OTHERS = ("ptb_reference",)   # its own command: over the default set's 10 minutes on 2 CPUs
+OTHERS = ("ptb_reference", "mechanistic")   # their own commands: over the default set's 10 minutes on 2 CPUs
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 import torch
 from torch import Tensor, nn
 
-from rnnbench import (IGNORE_INDEX, AnswerClassifier, AtLeast, Baseline, Batch, Between, EncoderOutput, Head,
-                      HeadOutput, InputSpec, Reference, Requirements, SequenceBatch, Splits, Task,
-                      fixed_length_splits, register_task)
+from rnnbench import (IGNORE_INDEX, AnswerClassifier, AtLeast, Baseline, Batch, BenchmarkError, Between,
+                      EncoderOutput, Head, HeadOutput, InputSpec, Reference, Requirements, SequenceBatch,
+                      Splits, Task, fixed_length_splits, register_task)
 from rnnbench.toolkit.baselines import answer_counts, majority_class
 from rnnbench.toolkit.generated import python_rng
 
@@ -167,7 +167,6 @@ class Mqar(AnswerTask):
         super().__init__(options)
         pairs, half = options.num_pairs, options.vocab_size // 2
         if 4 * pairs > options.seq_len or pairs >= half:
-            from rnnbench import BenchmarkError
             raise BenchmarkError(f"task 'mqar': {pairs} pairs need seq_len >= {4 * pairs} (the pairs and "
                                  f"room for their queries) and vocab_size > {2 * pairs + 1}: raise "
                                  f"task.seq_len or task.vocab_size, or lower task.num_pairs")
@@ -261,7 +260,6 @@ class _RecallTask(AnswerTask):
 
     def _require_even(self) -> None:
         if self.options.seq_len % 2:
-            from rnnbench import BenchmarkError
             raise BenchmarkError(f"task '{self.name}' is built of key-value pairs: its seq_len must be "
                                  f"even, not {self.options.seq_len}: set task.seq_len={self.options.seq_len + 1}")
 
@@ -295,7 +293,6 @@ class NoisyRecall(_RecallTask):
         super().__init__(options)
         self._require_even()
         if options.noise_vocab_size + 2 > options.vocab_size:
-            from rnnbench import BenchmarkError
             raise BenchmarkError(f"task 'noisy_recall': noise_vocab_size={options.noise_vocab_size} leaves "
                                  f"fewer than 2 of the {options.vocab_size} tokens for keys and values: "
                                  f"raise task.vocab_size or lower task.noise_vocab_size")
@@ -329,7 +326,6 @@ class FuzzyRecall(_RecallTask):
         super().__init__(options)
         shortest = 4 * (options.key_motif_size + options.value_motif_size)
         if options.seq_len < shortest:
-            from rnnbench import BenchmarkError
             raise BenchmarkError(f"task 'fuzzy_recall': seq_len={options.seq_len} is too short for motifs "
                                  f"of {options.key_motif_size} + {options.value_motif_size} tokens: set "
                                  f"task.seq_len to at least {shortest}")
@@ -373,7 +369,6 @@ class SelectiveCopy(AnswerTask):
     def __init__(self, options: SelectiveCopyOptions) -> None:
         super().__init__(options)
         if options.seq_len <= 2 * options.tokens_to_copy + 1:
-            from rnnbench import BenchmarkError
             raise BenchmarkError(f"task 'selective_copy': seq_len={options.seq_len} leaves no blanks for "
                                  f"{options.tokens_to_copy} tokens to copy: set task.seq_len above "
                                  f"{2 * options.tokens_to_copy + 1}")

@@ -240,3 +240,36 @@ def test_a_new_publication_of_a_table_without_baselines_is_refused(tmp_path, mon
         db.execute("UPDATE runs SET metrics = json_remove(metrics, '$.\"baseline/mean\"')")
     assert cli.main(["leaderboard", "publish", "bare", "--store", store]) == 2
     assert "has no baselines recorded with its runs" in capsys.readouterr().err
+
+
+def test_length_generalisation_curves_reach_every_format(tmp_path, monkeypatch, capsys):
+    """Issue 26: a length task's accuracy against the tested length is in `rnnbench leaderboard`,
+    on the HTML page and on a published board (curves.csv), and survives a republish from the
+    committed files alone."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "leaderboards" / "lengths"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({
+        "name": "lengths", "architectures": ["rnn", "lstm"], "tasks": ["parity_check"], "seeds": 2,
+        "preset": "quick", "set": {"trainer.max_steps": 4, "trainer.val_every_steps": 2}}))
+    store = str(tmp_path / "runs" / "r.sqlite")
+    assert cli.main(["sweep", "leaderboards/lengths/sweep.yaml", "--store", store, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["leaderboard", "--store", store]) == 0
+    board = capsys.readouterr().out
+    assert "against the tested length n, trained on n = 1-8" in board
+    header = next(line for line in board.splitlines() if "n=9 " in line)
+    assert [cell.strip() for cell in header.split("|")[3:11]] == [f"n={n}" for n in range(9, 17)]
+    page = tmp_path / "board.html"
+    assert cli.main(["leaderboard", "--store", store, "--format", "html", "--output", str(page)]) == 0
+    assert "against the tested length n" in page.read_text()
+    assert cli.main(["leaderboard", "publish", "lengths", "--store", store]) == 0
+    curves = (folder / "curves.csv").read_text().splitlines()
+    assert curves[0] == "run_id,name,x,y" and len(curves) == 1 + 4 * 8     # 4 runs, 8 tested lengths
+    assert (folder / "plots" / "parity_check-length.png").is_file()
+    def length_section() -> str:
+        readme = (folder / "README.md").read_text()
+        return readme[readme.index("against the tested length n"):]
+    first = length_section()
+    assert cli.main(["leaderboard", "publish", "lengths", "--from-results"]) == 0
+    assert length_section() == first

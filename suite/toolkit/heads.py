@@ -103,7 +103,22 @@ class AnswerClassifier(PerStepClassifier):
     """A per-step classifier for generated tasks that ask for answers at some steps
     (`batch.metric_mask`, required: the answer positions): trained on the targets there, and its
     metrics (`rnnbench.toolkit.metrics`' generated-task metrics) see the whole batch,
-    `update(logits, targets, answer, instance_lengths)`, to score per item and per length."""
+    `update(logits, targets, answer, instance_lengths)`, to score per item and per length.
+
+    Logits are computed only at the supervised steps (targets not IGNORE_INDEX): a task that
+    asks for a few answers over a large vocabulary (MQAR's 8,192 tokens) pays for those alone.
+    The predictions are (B, T, C) logits, zero at the other steps, in evaluation, where metrics
+    read them; in training, where nothing reads them, the supervised steps' (N, C) logits."""
+
+    def forward(self, encoded: EncoderOutput, batch: Batch) -> HeadOutput:
+        supervised = batch.targets != IGNORE_INDEX
+        logits = self.linear(encoded.outputs[supervised])
+        loss_sum = F.cross_entropy(logits, batch.targets[supervised], reduction="sum")
+        if self.training:
+            return HeadOutput(loss_sum, supervised.sum(), logits)
+        full = logits.new_zeros(*batch.targets.shape, logits.shape[-1])
+        full[supervised] = logits
+        return HeadOutput(loss_sum, supervised.sum(), full)
 
     def update_metrics(self, metrics, predictions: Tensor, batch: Batch) -> None:
         if batch.metric_mask is None:
