@@ -421,6 +421,67 @@ def test_a_tuning_sweep_started_again_continues_the_same_study(tmp_path):
     assert started <= set(in_two.runs_frame().run_id)
 
 
+def test_successive_halving_trains_the_best_trials_longer_and_picks_from_the_last_rung(tmp_path, capsys):
+    """tune.halving (issue 24): 4 trials at 3 of the 6 steps, the best 2 by validation again at
+    6 steps, and the best of those runs every seed; started again, nothing is chosen anew."""
+    store_path = str(tmp_path / "r.sqlite")
+    path = _write(tmp_path, {"name": "halved", "architectures": ["gru"], "tasks": ["adding"], "seeds": [0, 1],
+                             "set": _without(QUICK, "arch.hidden_size"),
+                             "tune": {"trials": 4, "sampler": "random", "halving": {"rungs": 2, "eta": 2},
+                                      "space": {"optim.lr": {"log_uniform": [1e-4, 3e-1]},
+                                                "arch.hidden_size": {"int": [4, 12]}}}})
+    assert cli.main(["sweep", str(path), "--dry-run", "--store", store_path]) == 0
+    dry = capsys.readouterr().out
+    assert "successive halving: 4 at 3 steps, then 2 at 6 steps (6 trial runs per pair)" in dry
+    assert cli.main(["sweep", str(path), "--store", store_path, "--no-progress", "--no-check"]) == 0
+    store = ResultStore(store_path)
+    frame = store.sweep_frame("halved")
+    trials = frame[frame.role == "trial"]
+    rungs = trials.params.map(lambda params: params["rung"])
+    first, second = trials[rungs == 0], trials[rungs == 1]
+    runs = store.runs_frame().set_index("run_id").config
+    assert {runs[run_id]["trainer.max_steps"] for run_id in first.run_id} == {3}
+    assert {runs[run_id]["trainer.max_steps"] for run_id in second.run_id} == {6}
+    assert sorted(first.trial) == [0, 1, 2, 3] and len(second) == 2
+    scores = dict(zip(first.trial, first.metrics.map(lambda metrics: metrics["val/mse"])))
+    assert sorted(second.trial) == sorted(sorted(scores, key=scores.get)[:2])     # the best half went on
+    final = dict(zip(second.trial, second.metrics.map(lambda metrics: metrics["val/mse"])))
+    winner = second.run_id[second.trial == min(final, key=final.get)].iloc[0]
+    best = frame[frame.role == "best"]
+    assert sorted(best.seed) == [0, 1] and winner in set(best.run_id)
+    board = render(store, "adding")
+    assert "Successive halving: 4 at 3 steps, then 2 at 6 steps." in board
+    assert "of 4 trials within 5% of its best validation score at the first rung's 3 steps" in board
+    planned = len(frame)
+    assert cli.main(["sweep", str(path), "--store", store_path, "--no-progress", "--no-check"]) == 0
+    assert len(ResultStore(store_path).sweep_frame("halved")) == planned
+
+
+def test_halving_needs_the_budget_in_steps(tmp_path, capsys):
+    path = _write(tmp_path, {"name": "halved", "architectures": ["gru"], "tasks": ["adding"], "seeds": 1,
+                             "tune": {"trials": 4, "halving": {"rungs": 2, "eta": 2},
+                                      "space": {"optim.lr": {"log_uniform": [1e-4, 3e-1]}}}})
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 2
+    assert "add budget: {steps: N}" in capsys.readouterr().err
+    path = _write(tmp_path, {"name": "halved", "architectures": ["gru"], "tasks": ["adding"], "seeds": 1,
+                             "budget": {"steps": 9},
+                             "tune": {"trials": 4, "halving": {"rungs": 1, "eta": 2},
+                                      "space": {"optim.lr": {"log_uniform": [1e-4, 3e-1]}}}})
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 2
+    assert "tune.halving.rungs must be a whole number from 2 to 6" in capsys.readouterr().err
+
+
+def test_halving_rungs_and_survivors():
+    from rnnbench.sweeps.halving import rung_sizes, rung_steps, survivors
+    from rnnbench.sweeps.spec import Halving
+
+    assert rung_sizes(27, Halving(3, 3)) == [27, 9, 3] and rung_sizes(5, Halving(3, 3)) == [5, 1, 1]
+    assert rung_steps(900, Halving(3, 3)) == [100, 300, 900] and rung_steps(2, Halving(3, 3)) == [1, 1, 2]
+    scores = {0: 0.5, 1: None, 2: 0.1, 3: 0.5, 4: 0.9}
+    assert survivors(scores, 3, "min") == [2, 0, 3] and survivors(scores, 2, "max") == [4, 0]
+    assert survivors(scores, 5, "min")[-1] == 1          # a failed trial ranks last
+
+
 # --------------------------------------------------------------------------- tracking
 
 

@@ -443,7 +443,15 @@ def robustness(trials: pd.DataFrame, primary: str, direction: str) -> dict:
     """{trials, diverged, within, lr_low, lr_high} of one pair's tuning trials: how many diverged,
     and the lowest and highest learning rate among the completed trials whose validation score is
     within 5% of the best one's (relative: value <= best * 1.05 for a "min" metric, >= best *
-    0.95 for a "max" one); an architecture that wins only in a narrow window shows it here."""
+    0.95 for a "max" one); an architecture that wins only in a narrow window shows it here.
+
+    Tuned by successive halving (trials at several step budgets), the window is that of the first
+    rung, where every trial trained the same steps, and `rungs` lists [steps, trial runs] per
+    rung; `trials` counts the trials drawn, not their runs at later rungs."""
+    steps = trials.config.map(lambda config: (config or {}).get("trainer.max_steps"))
+    rungs = sorted(steps.value_counts().items(), key=lambda item: float(item[0])) if steps.nunique() > 1 else []
+    if rungs:
+        trials = trials[steps == rungs[0][0]]
     completed = trials[trials.status == "completed"]
     scores = completed.metrics.map(lambda metrics: (metrics or {}).get(f"val/{primary}")).astype(float)
     rates = completed.config.map(lambda config: (config or {}).get(TUNED_RATE))
@@ -456,6 +464,8 @@ def robustness(trials: pd.DataFrame, primary: str, direction: str) -> dict:
         chosen = pd.to_numeric(rates[near], errors="coerce").dropna()
         if len(chosen):
             note.update(lr_low=float(chosen.min()), lr_high=float(chosen.max()))
+    if rungs:
+        note["rungs"] = [[int(float(steps_of_rung)), int(count)] for steps_of_rung, count in rungs]
     return note
 
 
@@ -855,8 +865,13 @@ def markdown_table(frame: pd.DataFrame) -> str:
     for note in frame.attrs.get("robustness", []):
         window = (f"learning rates {note['lr_low']:.3g} to {note['lr_high']:.3g}" if note["lr_low"] is not None
                   else "no learning rate")
+        halving = note.get("rungs")
+        at = f" at the first rung's {halving[0][0]:,} steps" if halving else ""
         text += (f"\nRobustness of {markdown_text(note['architecture'])}: {note['within']} of {note['trials']} "
-                 f"trials within 5% of its best validation score ({window}); {note['diverged']} diverged.")
+                 f"trials within 5% of its best validation score{at} ({window}); {note['diverged']} diverged.")
+        if halving:
+            text += (" Successive halving: " + ", then ".join(f"{count} at {steps:,} steps" for steps, count in halving)
+                     + ".")
     if frame.attrs.get("robustness"):
         text += "\n"
     for note in frame.attrs.get("tuning", []):

@@ -79,7 +79,7 @@ def planned_size(spec: SweepSpec) -> int:
     `plan_sweep` checks before expanding anything."""
     arch_names = spec.architectures or list(registry.architectures())
     task_names = spec.tasks or list(registry.tasks())
-    per_point = (spec.tune.trials + len(spec.seeds)) if spec.tune is not None else len(spec.seeds)
+    per_point = (spec.tune.trial_runs + len(spec.seeds)) if spec.tune is not None else len(spec.seeds)
     total = 0
     for task in task_names:
         for architecture in arch_names:
@@ -128,7 +128,7 @@ class SweepPlan:
     def planned(self) -> int:
         """Runs planned in all: grid runs, and per tuned pair its trials and its best's seeds."""
         tune = self.spec.tune
-        return len(self.runs) + (len(self.tuned) * (tune.trials + len(self.spec.seeds)) if tune else 0)
+        return len(self.runs) + (len(self.tuned) * (tune.trial_runs + len(self.spec.seeds)) if tune else 0)
 
 
 class SweepOutcomes(Counter):
@@ -234,8 +234,15 @@ def describe(sweep_plan: SweepPlan, store: ResultStore | None, path: Path, worke
         trials = store.sweep_frame(spec.name) if store is not None and store.sweep_spec(spec.name) else None
         done = 0 if trials is None else int(((trials.role == "trial") & (trials.status == "completed")).sum())
         lines.append(f"  tuning: {len(sweep_plan.tuned)} (architecture, task) pairs x {tune.trials} "
-                     f"trials ({tune.sampler} sampler over {', '.join(tune.space)}), {done} trials "
+                     f"trials ({tune.sampler} sampler over {', '.join(tune.space)}), {done} trial runs "
                      f"completed; then each pair's best configuration x {len(spec.seeds)} seeds")
+        if tune.halving is not None:
+            from rnnbench.sweeps.halving import rung_sizes, rung_steps
+
+            steps = rung_steps(int(float(spec.settings["trainer.max_steps"])), tune.halving)
+            lines.append("  successive halving: " + ", then ".join(
+                f"{size} at {step:,} steps" for size, step in zip(rung_sizes(tune.trials, tune.halving), steps))
+                + f" ({tune.trial_runs} trial runs per pair)")
     lines.append("  " + _estimate(sweep_plan, statuses, store, workers))
     return "\n".join(lines)
 
@@ -256,7 +263,7 @@ def _estimate(sweep_plan: SweepPlan, statuses: dict[str, str | None], store: Res
     if sweep_plan.spec.tune is not None:
         for pair in sweep_plan.tuned:
             estimate = stored.get((pair.architecture, pair.task, ""))
-            count = sweep_plan.spec.tune.trials + len(sweep_plan.spec.seeds)
+            count = sweep_plan.spec.tune.trial_runs + len(sweep_plan.spec.seeds)
             if estimate is None:
                 unknown += count
             else:

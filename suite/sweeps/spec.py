@@ -18,6 +18,7 @@ into a `SweepSpec` with one-line errors (unknown key, name or value type, with "
         arch.hidden_size: {int: [16, 128]}
         arch.dropout: {uniform: [0.0, 0.5]}
         optim.optimizer: {choice: [adam, sgd]}
+      halving: {rungs: 3, eta: 3}             # optional: successive halving over the step budget
     overrides:                                # settings for one task or one architecture
       tasks: {copy: {task.length: 50}}
       architectures:                          # each may vary on its own too
@@ -58,10 +59,28 @@ class Distribution:
 
 
 @dataclass(frozen=True)
+class Halving:
+    """Successive halving over `rungs` budgets, each `eta` times the one before, the last the
+    sweep's full step budget; 1 / eta of the trials go on to the next rung
+    (`rnnbench.sweeps.halving`)."""
+
+    rungs: int
+    eta: int
+
+
+@dataclass(frozen=True)
 class TuneSpec:
     trials: int
     sampler: str
     space: dict[str, Distribution]
+    halving: Halving | None = None
+
+    @property
+    def trial_runs(self) -> int:
+        """Runs the trials of one pair take: `trials`, or with halving every rung's survivors."""
+        from rnnbench.sweeps.halving import rung_sizes
+
+        return sum(rung_sizes(self.trials, self.halving)) if self.halving else self.trials
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,9 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
         if fixed:
             raise fail(f"{', '.join(sorted(fixed))} is both fixed and tuned: keep it in one of set "
                        f"(or overrides) or tune.space")
+        if tune.halving is not None and "trainer.max_steps" not in settings:
+            raise fail("tune.halving gives the rungs fractions of the step budget, and this sweep "
+                       "states none: add budget: {steps: N} (the last rung's steps)")
         if "arch.hidden_size" in tune.space and "arch.params" in settings:
             raise fail("params chooses the hidden size, and tune.space tunes arch.hidden_size: keep "
                        "one of them")
@@ -394,9 +416,9 @@ def _tune(value: Any, fail) -> TuneSpec:
     if not isinstance(value, dict):
         raise fail(f"tune must be a mapping with trials, sampler and space, got {_kind(value)}")
     for key in value:
-        if key not in ("trials", "sampler", "space"):
-            raise fail(f"unknown key 'tune.{key}'.{did_you_mean(str(key), ['trials', 'sampler', 'space'])} "
-                       f"The keys are trials, sampler and space")
+        if key not in ("trials", "sampler", "space", "halving"):
+            raise fail(f"unknown key 'tune.{key}'.{did_you_mean(str(key), ['trials', 'sampler', 'space', 'halving'])} "
+                       f"The keys are trials, sampler, space and halving")
     trials = value.get("trials")
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
         raise fail(f"tune.trials must be a whole number of trials from 1 to {MAX_TRIALS:,}, e.g. "
@@ -410,7 +432,20 @@ def _tune(value: Any, fail) -> TuneSpec:
                    "space: {optim.lr: {log_uniform: [1.0e-4, 1.0e-1]}}")
     space = {_setting_key(key, "tune.space", fail): _distribution(key, item, fail)
              for key, item in space_document.items()}
-    return TuneSpec(trials, sampler, space)
+    halving = _halving(value["halving"], fail) if value.get("halving") is not None else None
+    return TuneSpec(trials, sampler, space, halving)
+
+
+def _halving(value: Any, fail) -> Halving:
+    example = "halving: {rungs: 3, eta: 3}"
+    if not isinstance(value, dict) or set(value) != {"rungs", "eta"}:
+        raise fail(f"tune.halving must give rungs and eta, e.g. {example}, got {_kind(value)}")
+    for key, low, high in (("rungs", 2, 6), ("eta", 2, 10)):
+        amount = value[key]
+        if isinstance(amount, bool) or not isinstance(amount, int) or not low <= amount <= high:
+            raise fail(f"tune.halving.{key} must be a whole number from {low} to {high}, e.g. {example}, "
+                       f"got {_kind(amount)}")
+    return Halving(value["rungs"], value["eta"])
 
 
 def _distribution(key: str, value: Any, fail) -> Distribution:
