@@ -296,3 +296,29 @@ def test_a_full_leaderboard_table_fits_the_page_without_scrolling_sideways(drive
     hidden = driver.execute_script(
         "const w = document.querySelector('.table-wrap'); return w.scrollWidth - w.clientWidth;")
     assert hidden <= 0, f"{hidden} px of the table are behind a horizontal scroll"
+
+
+def test_the_committed_summary_page_loads_renders_and_links_every_board(driver):
+    """leaderboards/index.html (`rnnbench leaderboard summary`, issue 24): no console error, every
+    plot drawn, no table behind a horizontal scroll, a link to each published board's page."""
+    root = Path(__file__).resolve().parent.parent / "leaderboards"
+    driver.get_log("browser")
+    driver.get((root / "index.html").as_uri())
+    severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not severe, severe
+    widths = driver.execute_script("return Array.from(document.images, i => i.complete ? i.naturalWidth : 0)")
+    assert all(width > 0 for width in widths), widths
+    hidden = driver.execute_script("return Math.max(0, ...Array.from(document.querySelectorAll('.table-wrap'), "
+                                   "w => w.scrollWidth - w.clientWidth))")
+    assert hidden <= 0, f"{hidden} px of a summary table are behind a horizontal scroll"
+    links = set(driver.execute_script("return Array.from(document.links, a => a.getAttribute('href'))"))
+    boards = {path.parent.name for path in root.glob("*/index.html")}
+    assert boards and all(any(board in link for link in links) for board in boards), (boards, links)
+
+
+@pytest.mark.parametrize("target", ["javascript:alert(1)", "https://example.org/x", "../outside/index.html",
+                                    "/etc/passwd"])
+def test_a_link_goes_only_to_a_page_beside_it(target):
+    with pytest.raises(BenchmarkError, match="relative paths"):
+        render_page("links", [Section("boards", links=[("a board", target)])])
+    assert 'href="probes/index.html"' in render_page("links", [Section("boards", links=[("p", "probes/index.html")])])

@@ -12,6 +12,7 @@ import hashlib
 import html
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -77,12 +78,14 @@ document.querySelectorAll("thead th").forEach(function (th) {
 
 @dataclass
 class Section:
-    """A heading, an optional paragraph, tables as (caption, DataFrame), images as (caption, PNG bytes)."""
+    """A heading, an optional paragraph, tables as (caption, DataFrame), images as (caption, PNG
+    bytes), and links as (label, relative path) to pages beside this one."""
 
     heading: str
     text: str = ""
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     images: list[tuple[str, bytes]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def render_page(title: str, sections: list[Section]) -> str:
@@ -132,12 +135,28 @@ def _section(section: Section) -> str:
     parts = [f"<section>\n<h2>{_escape(section.heading)}</h2>"]
     if section.text:
         parts.append(f"<p>{_escape(section.text)}</p>")
+    if section.links:
+        items = "".join(f'<li><a href="{_escape(_relative(path))}">{_escape(label)}</a></li>'
+                        for label, path in section.links)
+        parts.append(f"<ul>{items}</ul>")
     parts += [_table(caption, frame) for caption, frame in section.tables]
     if section.images:
         figures = "\n".join(_image(caption, png) for caption, png in section.images)
         parts.append(f'<div class="figures">\n{figures}\n</div>')
     parts.append("</section>")
     return "\n".join(parts)
+
+
+RELATIVE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+
+
+def _relative(path: str) -> str:
+    """A link's target: a plain relative path (a page beside this one), never a scheme such as
+    javascript: or an absolute URL."""
+    if not RELATIVE_PATH.fullmatch(path) or ".." in path.split("/"):
+        raise BenchmarkError(f"a page links only to relative paths beside it (letters, digits, . _ / -), "
+                             f"not {path!r}")
+    return path
 
 
 def _table(caption: str, frame: pd.DataFrame) -> str:

@@ -144,7 +144,7 @@ def write_summary(root: Path) -> list[Path]:
     if left_out:
         lines += ["## Not summarised", "", *(f"- {markdown_text(note)}" for note in left_out), ""]
     (root / "README.md").write_text("\n".join(lines))
-    sections = [Section("Leaderboards", "\n".join(boards), [], [])]
+    sections = [Section("Leaderboards", "", links=[(name, f"{name}/index.html") for name in boards])]
     if scored:
         sections.append(Section("Across tasks", "", [("summary", frame)],
                                 [("Performance profiles", profile.read_bytes())]))
