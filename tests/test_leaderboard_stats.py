@@ -400,14 +400,17 @@ def test_a_closed_form_readout_ranks_beside_gradient_trained_rows():
     assert table.attrs["shared_settings"]["budget"] == "per row (training column)"
 
 
-def test_a_clipping_setting_that_never_acted_is_shown_as_such():
-    """The audit's tricks table: clipping at 5 and no clipping identical per seed in all pairs,
-    because clipping never engaged; each run now records how often it acted."""
+def test_a_clipping_setting_that_never_acted_is_one_configuration_with_the_unclipped_one():
+    """The audit's tricks table: clipping at 5 and no clipping identical per seed in all 12 pairs,
+    because clipping never engaged: 12 configurations shown as 24. Each run records how often
+    clipping acted; runs whose clipping never did are the unclipped configuration's runs, one
+    row with its seeds counted once, saying so."""
     runs = _runs([("lstm", [0.1, 0.2], {"optim.clip_norm": 5.0}), ("lstm", [0.1, 0.2], {"optim.clip_norm": None})])
     runs["environment"] = [{"clipping": {"clipped": 0, "steps": 60}} if config["optim.clip_norm"] else {}
                            for config in runs.config]
     (table,) = leaderboard_tables(runs).values()
-    assert "clip_norm=5.0 (never acted)" in set(table.settings)
+    assert len(table) == 1 and int(table.seeds.iloc[0]) == 2 and int(table.planned.iloc[0]) == 2
+    assert "also clip_norm=5.0: never acted, the same runs" in table.settings.iloc[0]
     runs["environment"] = [{"clipping": {"clipped": 3, "steps": 60}} if config["optim.clip_norm"] else {}
                            for config in runs.config]
     (table,) = leaderboard_tables(runs).values()

@@ -43,7 +43,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,7 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
     runs = _annotated(runs, planned)
     trials = runs[runs.tried.fillna(False).astype(bool)]   # every trial, the one rerun as the best's seed included
     runs = runs[~runs.tuning_trial]   # a trial ranks only as its pair's best configuration
+    runs = merge_idle_clipping(runs)
     frames = {}
     for name, title, members in _groups(runs):
         frame = _table(members, interval)
@@ -250,10 +251,12 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
         baseline_name, baseline_scores, learned = strongest_baseline(completed, direction)
         improving = [((environment or {}).get("convergence") or {}).get("improving_at_end")
                      for environment in environments[completed.index]]
+        stands_for = sorted({text for text in group.also_as.dropna()}) if "also_as" in group else []
         rows.append({
             "architecture": architecture,
             "settings": _settings_label(config, varying,
-                                        _idle_settings(completed) if "environment" in completed else set()),
+                                        _idle_settings(completed) if "environment" in completed else set())
+            + (f" (also {', '.join(stands_for)}: never acted, the same runs)" if stands_for else ""),
             f"{primary} (mean)": completed.score.mean(),
             "95% CI low": low,
             "95% CI high": high,
@@ -547,10 +550,48 @@ def _added_later(runs: pd.DataFrame) -> set[str]:
 
 def _identities(runs: pd.DataFrame) -> pd.Series:
     """Each run's configuration without the settings added later (`_added_later`): runs of one
-    configuration recorded by two versions of the suite form one row."""
+    configuration recorded by two versions of the suite form one row. A run whose clipping never
+    changed a gradient counts as unclipped (`_never_clipped`)."""
     ignored = _added_later(runs)
-    return runs.config.map(lambda config: json.dumps({key: value for key, value in config.items()
-                                                      if key not in ignored}, sort_keys=True, default=str))
+    environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
+
+    def identity(config: dict, environment: Any) -> str:
+        kept = {key: value for key, value in config.items() if key not in ignored}
+        if _never_clipped(environment):
+            kept.update({key: None for key in CLIPPING if key in kept})
+        return json.dumps(kept, sort_keys=True, default=str)
+    return pd.Series([identity(config, environment) for config, environment in zip(runs.config, environments)],
+                     index=runs.index, dtype=object)
+
+
+def _never_clipped(environment: Any) -> bool:
+    """Whether the run clipped its gradients and the clipping never changed one: it trained
+    exactly as without clipping (the gradients are scaled by exactly 1)."""
+    record = environment.get("clipping") if isinstance(environment, dict) else None
+    return isinstance(record, dict) and record.get("clipped") == 0
+
+
+def merge_idle_clipping(runs: pd.DataFrame) -> pd.DataFrame:
+    """One run per architecture, configuration and seed, where runs differ only in clipping that
+    never acted (the tricks audit: clipping at 5 and none, identical per seed, shown as two
+    configurations): the completed unclipped run is kept, and its `also_as` names the clipping
+    settings it stands for ("clip_norm=5"); the others are left out of every table and plot."""
+    clipped = runs.config.map(lambda config: any(config.get(key) is not None for key in CLIPPING))
+    order = runs.assign(merge_identity=_identities(runs), merge_clipped=clipped,
+                         merge_failed=runs.status != "completed")
+    order = order.sort_values(["merge_failed", "merge_clipped"], kind="stable")
+    environments = order.environment if "environment" in order else pd.Series([{}] * len(order), index=order.index)
+    # only a run whose clipping never acted stands down, for the run (unclipped first) it equals
+    duplicate = order.duplicated(["architecture", "merge_identity", "seed"]) & environments.map(_never_clipped)
+    also_as: dict[Any, set[str]] = {}
+    kept = order[~duplicate].set_index(["architecture", "merge_identity", "seed"]).index
+    first = dict(zip(kept, order.index[~duplicate]))
+    for row in order[duplicate].itertuples():
+        text = " ".join(f"{short}={row.config.get(key)}" for key, short in short_names(list(CLIPPING)).items()
+                        if row.config.get(key) is not None)
+        also_as.setdefault(first[(row.architecture, row.merge_identity, row.seed)], set()).add(text)
+    merged = order[~duplicate].drop(columns=["merge_identity", "merge_clipped", "merge_failed"]).sort_index()
+    return merged.assign(also_as=merged.index.map(lambda index: ", ".join(sorted(also_as.get(index, ()))) or None))
 
 
 def _budget(config: dict) -> str:
