@@ -438,3 +438,12 @@ def test_a_table_without_baselines_or_seeds_says_it_is_no_ranking():
     runs = _with_baselines(_runs([("gru", [0.01, 0.02, 0.03])]), {"mean": [0.16, 0.16, 0.16]})
     (table,) = leaderboard_tables(runs).values()
     assert "Not a ranking" not in markdown_table(table) and "fewer than 3" not in markdown_table(table)
+
+
+def test_a_configuration_whose_clipping_acted_in_one_run_stays_one_row():
+    """Clipping that never acted in some seeds of a configuration and acted in another does not
+    split the configuration: only a configuration idle in every run joins the unclipped one."""
+    runs = _runs([("lstm", [0.1, 0.2, 0.3], {"optim.clip_norm": 1.0})])
+    runs["environment"] = [{"clipping": {"clipped": clipped, "steps": 60}} for clipped in (0, 0, 1)]
+    (table,) = leaderboard_tables(runs).values()
+    assert len(table) == 1 and int(table.seeds.iloc[0]) == 3

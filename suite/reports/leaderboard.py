@@ -550,18 +550,13 @@ def _added_later(runs: pd.DataFrame) -> set[str]:
 
 def _identities(runs: pd.DataFrame) -> pd.Series:
     """Each run's configuration without the settings added later (`_added_later`): runs of one
-    configuration recorded by two versions of the suite form one row. A run whose clipping never
-    changed a gradient counts as unclipped (`_never_clipped`)."""
+    configuration recorded by two versions of the suite form one row. `merge_idle_clipping`
+    may have joined configurations already (`merged_identity`)."""
+    if "merged_identity" in runs:
+        return runs.merged_identity
     ignored = _added_later(runs)
-    environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
-
-    def identity(config: dict, environment: Any) -> str:
-        kept = {key: value for key, value in config.items() if key not in ignored}
-        if _never_clipped(environment):
-            kept.update({key: None for key in CLIPPING if key in kept})
-        return json.dumps(kept, sort_keys=True, default=str)
-    return pd.Series([identity(config, environment) for config, environment in zip(runs.config, environments)],
-                     index=runs.index, dtype=object)
+    return runs.config.map(lambda config: json.dumps({key: value for key, value in config.items()
+                                                      if key not in ignored}, sort_keys=True, default=str))
 
 
 def _never_clipped(environment: Any) -> bool:
@@ -572,25 +567,34 @@ def _never_clipped(environment: Any) -> bool:
 
 
 def merge_idle_clipping(runs: pd.DataFrame) -> pd.DataFrame:
-    """One run per architecture, configuration and seed, where runs differ only in clipping that
-    never acted (the tricks audit: clipping at 5 and none, identical per seed, shown as two
-    configurations): the completed unclipped run is kept, and its `also_as` names the clipping
-    settings it stands for ("clip_norm=5"); the others are left out of every table and plot."""
+    """A configuration whose clipping never acted in any of its runs trained exactly as without
+    clipping (the tricks audit: clipping at 5 and none, identical per seed, shown as two
+    configurations): it joins the unclipped configuration (`merged_identity`), one run per seed,
+    the completed unclipped run first; `also_as` on the kept runs names the clipping settings
+    they stand for ("clip_norm=5"). A configuration whose clipping acted once stays apart."""
+    runs = runs.assign(merged_identity=_identities(runs))
+    environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
     clipped = runs.config.map(lambda config: any(config.get(key) is not None for key in CLIPPING))
-    order = runs.assign(merge_identity=_identities(runs), merge_clipped=clipped,
-                         merge_failed=runs.status != "completed")
+    idle = environments.map(_never_clipped).groupby([runs.architecture, runs.merged_identity]).transform("all")
+    joining = clipped & idle
+    if not joining.any():
+        return runs.assign(also_as=None)
+
+    def unclipped(config: dict) -> str:
+        kept = {key: (None if key in CLIPPING else value) for key, value in json.loads(config).items()}
+        return json.dumps(kept, sort_keys=True, default=str)
+    runs.loc[joining, "merged_identity"] = runs.merged_identity[joining].map(unclipped)
+    order = runs.assign(merge_clipped=clipped, merge_failed=runs.status != "completed")
     order = order.sort_values(["merge_failed", "merge_clipped"], kind="stable")
-    environments = order.environment if "environment" in order else pd.Series([{}] * len(order), index=order.index)
-    # only a run whose clipping never acted stands down, for the run (unclipped first) it equals
-    duplicate = order.duplicated(["architecture", "merge_identity", "seed"]) & environments.map(_never_clipped)
+    duplicate = order.duplicated(["architecture", "merged_identity", "seed"]) & joining[order.index]
+    kept = order[~duplicate]
+    first = {key: index for index, key in zip(kept.index, zip(kept.architecture, kept.merged_identity, kept.seed))}
     also_as: dict[Any, set[str]] = {}
-    kept = order[~duplicate].set_index(["architecture", "merge_identity", "seed"]).index
-    first = dict(zip(kept, order.index[~duplicate]))
-    for row in order[duplicate].itertuples():
+    for row in order[duplicate | (joining[order.index] & ~duplicate)].itertuples():
         text = " ".join(f"{short}={row.config.get(key)}" for key, short in short_names(list(CLIPPING)).items()
                         if row.config.get(key) is not None)
-        also_as.setdefault(first[(row.architecture, row.merge_identity, row.seed)], set()).add(text)
-    merged = order[~duplicate].drop(columns=["merge_identity", "merge_clipped", "merge_failed"]).sort_index()
+        also_as.setdefault(first[(row.architecture, row.merged_identity, row.seed)], set()).add(text)
+    merged = kept.drop(columns=["merge_clipped", "merge_failed"]).sort_index()
     return merged.assign(also_as=merged.index.map(lambda index: ", ".join(sorted(also_as.get(index, ()))) or None))
 
 

@@ -12,8 +12,8 @@ import torch
 from rnnbench.core.contracts import Batch, SequenceBatch, Task
 from rnnbench.core.errors import BenchmarkError, DivergedError
 from rnnbench.core.state import detach_state, state_tensors
-from rnnbench.training.config import RunConfig
 from rnnbench.toolkit.metrics import CurveMetric
+from rnnbench.training.config import RunConfig
 from rnnbench.training.model import BenchmarkModel
 
 LOG_EVERY = 25  # steps between train-loss logs and divergence checks: the only host syncs of training
