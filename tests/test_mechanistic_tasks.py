@@ -5,6 +5,7 @@ of the task's own code, derives from the input alone."""
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 import torch
@@ -202,12 +203,27 @@ def test_compression_asks_for_every_token_but_the_compression_token():
     assert torch.equal(targets[:, :-1], inputs[:, :-1]) and not bool(answer[:, -1].any())
 
 
+def _key_runs(row: list[int], keys: int) -> set[int]:
+    """Lengths of the maximal runs of key tokens (ids below `keys`) in one sequence: a key motif
+    is followed by value tokens, so each run is one key."""
+    runs, length = set(), 0
+    for token in [*row, keys]:
+        if token < keys:
+            length += 1
+        elif length:
+            runs.add(length)
+            length = 0
+    return runs
+
+
 def test_fuzzy_recall_evaluates_on_the_longest_keys():
     task = _task("fuzzy_recall", seq_len=64)
+    keys = (task.options.vocab_size - 1) // 2
     train = task.make(30, torch.Generator().manual_seed(9))
     test = task.make_evaluation(30, torch.Generator().manual_seed(9))
-    assert train[0].shape == test[0].shape == (30, 64)
-    assert bool(test[2].any(1).all())
+    assert train[0].shape == test[0].shape == (30, 64) and bool(test[2].any(1).all())
+    assert set().union(*(_key_runs(row, keys) for row in test[0].tolist())) == {3}
+    assert set().union(*(_key_runs(row, keys) for row in train[0].tolist())) == {1, 2, 3}
 
 
 # --------------------------------------------------------------------------- scoring by length
@@ -244,7 +260,7 @@ def test_generated_permutation_tables_are_groups():
 
 
 def test_recall_sequences_have_their_length():
-    rng = recall.random.Random(0)
+    rng = random.Random(0)
     for _ in range(200):
         tokens, asked = recall.recall_sequence(rng, 32, range(7), range(7, 15), pad=15, key_motifs=3,
                                                value_motifs=3)
