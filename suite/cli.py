@@ -263,7 +263,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if spec.tune is not None:
         from rnnbench.sweeps.tuning import TuningSource
 
-        source = TuningSource(sweep_plan.tuned, spec, store)
+        source = TuningSource(sweep_plan.tuned, spec, store, untuned=sweep_plan.runs)
     else:
         source = PlanSource(sweep_plan.runs)
     options = {"check": not args.no_check, "keep_last": args.keep_last, "wandb": args.wandb,

@@ -522,3 +522,40 @@ def test_an_architecture_may_vary_a_setting_of_its_own(tmp_path):
     assert {run.config["arch.hidden_size"] for run in runs if run.architecture == "esn"} == {20}
     with pytest.raises(BenchmarkError, match="overrides.architectures.esn.vary.optim.optimizer must be a non-empty list"):
         parse({"overrides": {"architectures": {"esn": {"vary": {"optim.optimizer": "ridge"}}}}})
+
+
+def test_an_architecture_with_nothing_to_tune_runs_its_seeds_beside_the_tuned_ones(tmp_path, capsys):
+    """`tune: false` in an architecture's override (issue 27: the ESN's closed-form readout has no
+    learning rate): its pair runs one configuration with every seed, the others are tuned, and
+    its table row says it was not tuned."""
+    store_path = str(tmp_path / "r.sqlite")
+    path = _write(tmp_path, {"name": "mixed", "architectures": ["gru", "esn"], "tasks": ["adding"],
+                             "seeds": [0, 1], "set": dict(QUICK),
+                             "tune": {"trials": 2, "sampler": "random",
+                                      "space": {"optim.lr": {"log_uniform": [1e-3, 1e-1]}}},
+                             "overrides": {"architectures": {"esn": {"tune": False, "optim.optimizer": "ridge",
+                                                                       "arch.hidden_size": 20}}}})
+    spec = load(path)
+    assert spec.untuned == ["esn"] and spec.tunes("gru") and not spec.tunes("esn")
+    sweep_plan = plan_sweep(spec)
+    assert [pair.architecture for pair in sweep_plan.tuned] == ["gru"]
+    assert {item.architecture for item in sweep_plan.runs} == {"esn"} and sweep_plan.planned == 2 + 2 + 2
+    assert cli.main(["sweep", str(path), "--store", store_path, "--no-progress", "--no-check"]) == 0
+    frame = ResultStore(store_path).sweep_frame("mixed")
+    esn = frame[frame.architecture == "esn"]
+    assert sorted(esn.seed) == [0, 1] and set(esn.role) == {"run"} and set(esn.status) == {"completed"}
+    assert set(frame.role[frame.architecture == "gru"]) == {"trial", "best"}
+    board = render(ResultStore(store_path), "adding")
+    assert "Not tuned: esn (the sweep file's `tune: false`)" in board and "Untuned" not in board
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"overrides": {"architectures": {"esn": {"tune": False}}}},
+     "leaves out of tuning a sweep that tunes nothing"),
+    ({"tune": {"trials": 2, "space": {"optim.lr": {"uniform": [0.1, 0.2]}}},
+      "overrides": {"architectures": {"esn": {"tune": True}}}},
+     "overrides.architectures.esn.tune may only be false"),
+])
+def test_tune_false_is_checked(tmp_path, document, message):
+    with pytest.raises(BenchmarkError, match=message):
+        load(_write(tmp_path, {"architectures": ["gru", "esn"], "tasks": ["adding"], **document}))

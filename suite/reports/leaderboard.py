@@ -102,6 +102,8 @@ def leaderboard_tables(runs: pd.DataFrame, planned: pd.DataFrame | None = None,
             frame["≈best"] = "not ranked"
         frame.attrs.update(task=name, shared_settings=_shared_settings(members), reference=reference,
                            tuned=bool(members.tuned.any()),
+                           untuned=sorted(set(members.architecture[~members.tuned.astype(bool)]))
+                           if members.tuned.any() else [],
                            tuning=_tuning_notes(members, tuning), config_ids=sorted(set(members.config_id)),
                            robustness=_robustness_notes(members, trials),
                            threads=_thread_counts(members), code_versions=_code_versions(members))
@@ -919,6 +921,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
                      + ".")
     if frame.attrs.get("robustness"):
         text += "\n"
+    if frame.attrs.get("untuned"):
+        text += (f"\nNot tuned: {', '.join(markdown_text(name) for name in frame.attrs['untuned'])} (the sweep file's "
+                 f"`tune: false`): one configuration, run with every seed.\n")
     for note in frame.attrs.get("tuning", []):
         importances = ", ".join(f"{key} {value:.2f}" for key, value in note["importances"].items())
         text += (f"\nTuned {markdown_text(note['architecture'])}: {note['trials']} trials; hyper-parameter importances: "

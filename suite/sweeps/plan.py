@@ -79,10 +79,10 @@ def planned_size(spec: SweepSpec) -> int:
     `plan_sweep` checks before expanding anything."""
     arch_names = spec.architectures or list(registry.architectures())
     task_names = spec.tasks or list(registry.tasks())
-    per_point = (spec.tune.trial_runs + len(spec.seeds)) if spec.tune is not None else len(spec.seeds)
     total = 0
     for task in task_names:
         for architecture in arch_names:
+            per_point = spec.tune.trial_runs + len(spec.seeds) if spec.tunes(architecture) else len(spec.seeds)
             if spec.selects(architecture, task):
                 axes = {**spec.vary, **spec.task_vary.get(task, {}), **spec.architecture_vary.get(architecture, {})}
                 total += math.prod(len(values) for values in axes.values()) * per_point
@@ -176,7 +176,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                 continue
             for point in spec.grid(architecture, task):
                 overrides = {**base, **point}
-                if spec.tune is not None:
+                if spec.tunes(architecture):
                     check_space(architecture, task, overrides, spec)
                     tuned.append(TunedPair(architecture, task, overrides, spec.preset))
                     continue

@@ -24,6 +24,7 @@ into a `SweepSpec` with one-line errors (unknown key, name or value type, with "
       architectures:                          # each may vary on its own too
         esn: {arch.hidden_size: 200, vary: {optim.optimizer: [ridge, adam]}}
         recursive: {tasks: [sst-tree-binary]}  # and run only some of the sweep's tasks
+        esn: {tune: false}                     # nothing to tune (a closed-form readout): its seeds only
 
 Setting names and values are checked by the configuration when the plan is made (`rnnbench.sweeps.plan`).
 """
@@ -102,6 +103,12 @@ class SweepSpec:
     task_vary: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     architecture_vary: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     architecture_tasks: dict[str, list[str]] = field(default_factory=dict)
+    untuned: list[str] = field(default_factory=list)
+
+    def tunes(self, architecture: str) -> bool:
+        """Whether the sweep tunes this architecture's pairs (`tune:`, unless its override says
+        `tune: false`)."""
+        return self.tune is not None and architecture not in self.untuned
 
     def selects(self, architecture: str, task: str) -> bool:
         """Whether the pair is in the sweep as far as the file says (an architecture's override
@@ -205,7 +212,7 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
     _refuse_contradictions(settings, budget_settings, vary, fail)
     settings.update(budget_settings)
 
-    task_settings, task_vary, architecture_settings, architecture_vary, architecture_tasks = \
+    task_settings, task_vary, architecture_settings, architecture_vary, architecture_tasks, untuned = \
         _overrides(document.get("overrides") or {}, architectures, tasks, fail)
     for where, per_name, grids in (("overrides.tasks", task_settings, task_vary),
                                    ("overrides.architectures", architecture_settings, architecture_vary)):
@@ -230,8 +237,12 @@ def parse(document: Any, default_name: str = "sweep", source: str = "the sweep f
         if "arch.hidden_size" in tune.space and "arch.params" in settings:
             raise fail("params chooses the hidden size, and tune.space tunes arch.hidden_size: keep "
                        "one of them")
+    elif untuned:
+        raise fail(f"overrides.architectures.{untuned[0]}.tune: false leaves out of tuning a sweep that "
+                   f"tunes nothing: remove it, or add tune: to the sweep")
     return SweepSpec(name.strip(), architectures, tasks, seeds, preset, settings, vary, tune,
-                     task_settings, architecture_settings, task_vary, architecture_vary, architecture_tasks)
+                     task_settings, architecture_settings, task_vary, architecture_vary, architecture_tasks,
+                     untuned)
 
 
 def _refuse_contradictions(settings: dict[str, str], budget: dict[str, str], vary: dict[str, list[str]],
@@ -293,10 +304,11 @@ def _overrides(overrides: Any, architectures: list[str] | None, tasks: list[str]
     task_settings, task_vary = _per_name(overrides.get("tasks"), "overrides.tasks", registry.tasks(), fail)
     architectures_overrides = dict(overrides.get("architectures") or {})
     architecture_tasks = _architecture_tasks(architectures_overrides, tasks, fail)
+    untuned = _untuned(architectures_overrides, fail)
     architecture_settings, architecture_vary = _per_name(architectures_overrides,
                                                          "overrides.architectures", registry.architectures(), fail)
 
-    return task_settings, task_vary, architecture_settings, architecture_vary, architecture_tasks
+    return task_settings, task_vary, architecture_settings, architecture_vary, architecture_tasks, untuned
 
 
 def _kind(value: Any) -> str:
@@ -410,6 +422,22 @@ def _architecture_tasks(overrides: dict[str, Any], tasks: list[str] | None, fail
         restricted[name] = chosen
         overrides[name] = document
     return restricted
+
+
+def _untuned(overrides: dict[str, Any], fail) -> list[str]:
+    """The architectures whose overrides say `tune: false` (popped from them): the sweep runs
+    their pairs' one configuration with its seeds instead of tuning them."""
+    untuned = []
+    for name, document in overrides.items():
+        if not isinstance(document, dict) or "tune" not in document:
+            continue
+        document = dict(document)
+        if document.pop("tune") is not False:
+            raise fail(f"overrides.architectures.{name}.tune may only be false (its pairs are not tuned); "
+                       f"the search itself is the sweep's tune:")
+        untuned.append(name)
+        overrides[name] = document
+    return sorted(untuned)
 
 
 def _tune(value: Any, fail) -> TuneSpec:

@@ -59,11 +59,15 @@ class _PairStudy:
 class TuningSource:
     """The runs of a tuned sweep, planned as trials finish (a `rnnbench.sweeps.workers.RunSource`)."""
 
-    def __init__(self, pairs: list[TunedPair], spec: SweepSpec, store: ResultStore) -> None:
+    def __init__(self, pairs: list[TunedPair], spec: SweepSpec, store: ResultStore,
+                 untuned: list[PlannedRun] = ()) -> None:
+        """`untuned`: the plan's runs of the architectures it does not tune (`tune: false`),
+        handed out first."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec, self.store = spec, store
+        self.untuned = list(untuned)
         self.tune = spec.tune
         self.distributions = {key: _optuna_distribution(item) for key, item in self.tune.space.items()}
         self.studies = [self._study(pair) for pair in pairs]
@@ -166,6 +170,8 @@ class TuningSource:
     # ---- RunSource
 
     def next_run(self) -> PlannedRun | None:
+        if self.untuned:
+            return self.untuned.pop(0)
         for state in self.studies:
             if state.retry:
                 return state.retry.pop(0)
