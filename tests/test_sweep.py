@@ -453,6 +453,9 @@ def test_successive_halving_trains_the_best_trials_longer_and_picks_from_the_las
     assert "Successive halving: 4 at 3 steps, then 2 at 6 steps." in board
     assert "of 4 trials within 5% of its best validation score at the first rung's 3 steps" in board
     planned = len(frame)
+    capsys.readouterr()
+    assert cli.main(["sweep", str(path), "--dry-run", "--store", store_path]) == 0   # its estimate knows it is done
+    assert "nothing to do: every planned run is completed" in capsys.readouterr().out
     assert cli.main(["sweep", str(path), "--store", store_path, "--no-progress", "--no-check"]) == 0
     assert len(ResultStore(store_path).sweep_frame("halved")) == planned
 

@@ -9,6 +9,7 @@ trials (`rnnbench.sweeps.tuning`) and then runs the best configuration with ever
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -116,6 +117,12 @@ class TunedPair:
     task: str
     overrides: dict[str, str]
     preset: str | None
+
+    @property
+    def key(self) -> str:
+        """The pair and its grid point, as recorded with each of its runs (a tuned sweep may also vary)."""
+        settings = ",".join(f"{key}={value}" for key, value in sorted(self.overrides.items()))
+        return f"{self.architecture}|{self.task}|{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -260,10 +267,15 @@ def _estimate(sweep_plan: SweepPlan, statuses: dict[str, str | None], store: Res
             unknown += 1
         else:
             known, seconds = known + 1, seconds + estimate
-    if sweep_plan.spec.tune is not None:
+    if sweep_plan.tuned:
+        frame = store.sweep_frame(sweep_plan.spec.name) if store is not None else None
+        completed = Counter() if frame is None else Counter(
+            params.get("pair") for params, status in zip(frame.params, frame.status) if status == "completed")
         for pair in sweep_plan.tuned:
             estimate = stored.get((pair.architecture, pair.task, ""))
-            count = sweep_plan.spec.tune.trial_runs + len(sweep_plan.spec.seeds)
+            count = max(0, sweep_plan.spec.tune.trial_runs + len(sweep_plan.spec.seeds) - completed[pair.key])
+            if not count:
+                continue
             if estimate is None:
                 unknown += count
             else:

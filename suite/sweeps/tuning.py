@@ -83,7 +83,7 @@ class TuningSource:
         state = _PairStudy(pair, optuna.create_study(direction=direction), task.direction,
                            f"val/{task.primary_metric}")
         for number, run_id, params in self.store.planned_trials(self.spec.name, pair.architecture, pair.task):
-            if _pair_of(params) != _pair_key(pair):
+            if _pair_of(params) != pair.key:
                 continue
             rung = params.get(RUNG, 0)
             state.values[number] = params[TRIAL]
@@ -120,7 +120,7 @@ class TuningSource:
 
     def _trial_run(self, pair: TunedPair, number: int, values: dict[str, Any], rung: int = 0) -> PlannedRun:
         """Trial `number` with its settings, at rung `rung`'s step budget when halving."""
-        overrides, params = _with(pair, values), {TRIAL: values, "pair": _pair_key(pair)}
+        overrides, params = _with(pair, values), {TRIAL: values, "pair": pair.key}
         if self.tune.halving is not None:
             steps = rung_steps(int(float(self.spec.settings["trainer.max_steps"])), self.tune.halving)
             overrides["trainer.max_steps"] = str(steps[rung])
@@ -161,7 +161,7 @@ class TuningSource:
     def _sampler(self, pair: TunedPair, number: int):
         import optuna
 
-        seed = int(hashlib.sha256(f"{_pair_key(pair)}/{number}".encode()).hexdigest()[:8], 16)
+        seed = int(hashlib.sha256(f"{pair.key}/{number}".encode()).hexdigest()[:8], 16)
         if self.tune.sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         startup = min(10, max(1, self.tune.trials // 2))
@@ -192,7 +192,7 @@ class TuningSource:
         if run.role != "trial":
             return
         for state in self.studies:
-            if _pair_key(state.pair) == run.params.get("pair"):
+            if state.pair.key == run.params.get("pair"):
                 self._tell(state, run.run_id, run.params[TRIAL], status, metrics, run.trial,
                            run.params.get(RUNG, 0))
 
@@ -210,7 +210,7 @@ class TuningSource:
             return []
         best = state.values[survivors({number: final[number] for number in scored}, 1, state.direction)[0]]
         runs = [planned_run(pair.architecture, pair.task, seed, _with(pair, best), pair.preset,
-                            role="best", params={TRIAL: dict(best), "pair": _pair_key(pair)})
+                            role="best", params={TRIAL: dict(best), "pair": pair.key})
                 for seed in self.spec.seeds]
         self.store.plan_runs(self.spec.name, [run.as_record() for run in runs])
         self.store.record_tuning(self.spec.name, pair.architecture, pair.task, trials=self.tune.trials,
@@ -237,12 +237,6 @@ def importances(study: Any) -> dict[str, float]:
 def _with(pair: TunedPair, values: dict[str, Any]) -> dict[str, str]:
     """The pair's settings with a trial's sampled values."""
     return {**pair.overrides, **{key: setting_text(value) for key, value in values.items()}}
-
-
-def _pair_key(pair: TunedPair) -> str:
-    """The pair and its grid point, as recorded with each trial (a tuned sweep may also vary)."""
-    settings = ",".join(f"{key}={value}" for key, value in sorted(pair.overrides.items()))
-    return f"{pair.architecture}|{pair.task}|{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
 def _pair_of(params: dict[str, Any]) -> str | None:
