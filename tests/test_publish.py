@@ -273,3 +273,40 @@ def test_length_generalisation_curves_reach_every_format(tmp_path, monkeypatch, 
     first = length_section()
     assert cli.main(["leaderboard", "publish", "lengths", "--from-results"]) == 0
     assert length_section() == first
+
+
+def test_findings_are_filled_from_the_tables_and_open_the_readme(published, capsys):
+    """findings.md (issue 27): hand-written sentences whose numbers are references to table cells,
+    filled at publish; a reference to nothing is refused with what it could be."""
+    folder, store = published
+    (folder / "findings.md").write_text("The GRU reaches {adding | gru | mean} over {adding | gru | seeds} seeds.\n")
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    from rnnbench.reports.leaderboard import display_table
+
+    table = display_table(leaderboard_tables(read_results(folder / "results.csv"))["adding"]).set_index("architecture")
+    readme = (folder / "README.md").read_text()
+    assert f"## Findings\n\nThe GRU reaches {table.at['gru', 'mean']:.4g} over 3 seeds." in readme
+    assert readme.index("## Findings") < readme.index("- Protocol: untuned") < readme.index("- Cost: 6 runs, ")
+    assert "The GRU reaches" in (folder / "index.html").read_text()
+    for reference, message in (("{adding | grru | mean}", "names no row. Did you mean 'gru'?"),
+                               ("{addng | gru | mean}", "names no table. Did you mean 'adding'?"),
+                               ("{adding | gru | maen}", "names no column. Did you mean 'mean'?")):
+        (folder / "findings.md").write_text(f"x {reference}\n")
+        assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_the_protocol_line_says_how_each_row_was_chosen():
+    from rnnbench.reports.findings import protocol_line
+    from rnnbench.sweeps.spec import parse
+
+    spec = parse({"name": "t", "architectures": ["gru", "esn"], "tasks": ["adding"], "seeds": 3,
+                  "budget": {"steps": 900},
+                  "tune": {"trials": 9, "space": {"optim.lr": {"log_uniform": [1e-4, 1e-2]}},
+                           "halving": {"rungs": 2, "eta": 3}},
+                  "overrides": {"architectures": {"esn": {"tune": False}}}})
+    assert protocol_line(spec) == (
+        "Protocol: every architecture tuned on the same budget, 9 TPE trials over optim.lr (log-uniform 0.0001, "
+        "0.01) by successive halving (9 at 300 steps, then 3 at 900 steps), scored on the validation set; its "
+        "best configuration then run with 3 seed(s) per configuration, scored on the test set; budget per run: "
+        "steps=900; not tuned: esn (`tune: false`, one configuration).")

@@ -5,7 +5,10 @@ leaderboards/NAME/ holds:
     sweep.yaml        the sweep file (committed first: the folder is named after it)
     reference.yaml    optional: a second sweep file whose runs are shown as labelled reference
                       rows (e.g. a paper's full configuration), in tables of their own, never ranked
-    README.md         the tables and plots, budget, hardware, and the commands that reproduce them
+    findings.md       optional, written by hand: the README's opening findings, each number a
+                      reference to a table cell filled in here (`rnnbench.reports.findings`)
+    README.md         the findings, known answers, protocol and cost, the tables and plots,
+                      budget, hardware, and the commands that reproduce them
     index.html        the same as one self-contained page (sortable tables, inline plots)
     results.csv       every run of the sweep: run id, settings, seed, status, metrics (`read_results`)
     history.csv       every evaluation round of those runs (for the learning curves)
@@ -41,6 +44,7 @@ from rnnbench.sweeps import spec as sweepfile
 from rnnbench.core.errors import BenchmarkError
 from rnnbench.core.revision import git_commit
 from rnnbench.reports.escaping import csv_frame, markdown_text
+from rnnbench.reports.findings import FINDINGS_FILE, cost_line, fill_findings, protocol_line
 from rnnbench.reports.html_page import Section, render_page
 from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables,
                                           length_curve_frame, length_training_note, read_results,
@@ -151,9 +155,13 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
     command = " && ".join([f"rnnbench sweep {sweep_file} --store STORE",
                            *([f"rnnbench sweep {reference_file} --store STORE"] if reference_file.is_file() else []),
                            f"rnnbench leaderboard publish {name} --store STORE"])
+    findings_file = folder / FINDINGS_FILE
+    findings = (fill_findings(findings_file.read_text(), tables, str(findings_file))
+                if findings_file.is_file() else None)
     (folder / "README.md").write_text(_readme(spec, tables, published, plots, environment, command, folder, known,
-                                              curves))
-    (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command, published, curves))
+                                              curves, findings))
+    (folder / "index.html").write_text(_page(spec.name, tables, plots, environment, command, published, curves,
+                                             findings, spec))
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -312,7 +320,7 @@ def _hardware(environment: dict) -> str:
 
 
 def _readme(spec, tables, runs, plots, environment, command, folder: Path, known: str | None = None,
-            curves: pd.DataFrame | None = None) -> str:
+            curves: pd.DataFrame | None = None, findings: str | None = None) -> str:
     statuses = runs.status.value_counts()
     lines = [f"# Leaderboard: {markdown_text(spec.name)}", "",
              f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
@@ -321,14 +329,17 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path, known
                 if (folder / "reference.yaml").is_file() else "")
              + "; every number below is computed from "
              "[results.csv](results.csv) (one row per run). Also as a page: [index.html](index.html).", "",
+             *(["## Findings", "", findings.strip(), ""] if findings else []),
+             *([f"- {markdown_text(known)}"] if known else []),
+             f"- {markdown_text(protocol_line(spec))}",
+             f"- {markdown_text(cost_line(runs))}",
              f"- Runs: {len(runs)} ({', '.join(f'{count} {status}' for status, count in statuses.items())}), "
              f"{len(spec.seeds)} seed(s) planned per configuration.",
              f"- Hardware: {_hardware(environment)}.",
              f"- Runs finished between {environment['runs_finished'].get('first', '?')} and "
              f"{environment['runs_finished'].get('last', '?')}; published "
              f"{environment['published']['date']}.",
-             f"- Reproduce: `{command}`.",
-             *([f"- {markdown_text(known)}"] if known else []), ""]
+             f"- Reproduce: `{command}`.", ""]
     body = render_tables(tables, runs, "md", heading="##", curves=curves).split("\n")
     text = "\n".join(lines + body)
     for title, drawn in plots.items():
@@ -337,7 +348,8 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path, known
     return text
 
 
-def _page(name: str, tables, plots, environment, command, runs: pd.DataFrame, curves: pd.DataFrame) -> str:
+def _page(name: str, tables, plots, environment, command, runs: pd.DataFrame, curves: pd.DataFrame,
+          findings: str | None = None, spec: Any = None) -> str:
     sections = []
     completed = runs[runs.status == "completed"]
     for title, table in tables.items():
@@ -351,5 +363,7 @@ def _page(name: str, tables, plots, environment, command, runs: pd.DataFrame, cu
                           f"{length_training_note(members)} (mean over seeds)", lengths))
         sections.append(Section(title, text, shown,
                                 [(caption, path.read_bytes()) for caption, path in plots.get(title, [])]))
-    intro = Section("About", f"Hardware: {_hardware(environment)}. Reproduce: {command}", [], [])
-    return render_page(f"rnnbench leaderboard: {name}", [intro, *sections])
+    about = " ".join([*([protocol_line(spec)] if spec is not None else []), cost_line(runs),
+                      f"Hardware: {_hardware(environment)}. Reproduce: {command}"])
+    intro = [*([Section("Findings", findings.strip(), [], [])] if findings else []), Section("About", about, [], [])]
+    return render_page(f"rnnbench leaderboard: {name}", [*intro, *sections])
