@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -288,6 +290,13 @@ def test_findings_are_filled_from_the_tables_and_open_the_readme(published, caps
     assert f"## Findings\n\nThe GRU reaches {table.at['gru', 'mean']:.4g} over 3 seeds." in readme
     assert readme.index("## Findings") < readme.index("- Protocol: untuned") < readme.index("- Cost: 6 runs, ")
     assert "The GRU reaches" in (folder / "index.html").read_text()
+    assert "Run in parts" not in readme      # said only where a store is committed to resume from
+    with open(store, "rb") as source, gzip.open(folder / "runs.sqlite.gz", "wb") as target:
+        shutil.copyfileobj(source, target)
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    assert ("- Run in parts: its store is committed compressed beside this file; `gunzip -k "
+            "leaderboards/pub/runs.sqlite.gz` then `rnnbench sweep leaderboards/pub/sweep.yaml --store "
+            "leaderboards/pub/runs.sqlite --workers 2`") in (folder / "README.md").read_text()
     for reference, message in (("{adding | grru | mean}", "names no row. Did you mean 'gru'?"),
                                ("{addng | gru | mean}", "names no table. Did you mean 'adding'?"),
                                ("{adding | gru | maen}", "names no column. Did you mean 'mean'?")):

@@ -5,6 +5,7 @@ leaderboards/NAME/ holds:
     sweep.yaml        the sweep file (committed first: the folder is named after it)
     reference.yaml    optional: a second sweep file whose runs are shown as labelled reference
                       rows (e.g. a paper's full configuration), in tables of their own, never ranked
+    runs.sqlite.gz    optional: the store of a board run in parts, compressed, to resume from
     findings.md       optional, written by hand: the README's opening findings, each number a
                       reference to a table cell filled in here (`rnnbench.reports.findings`)
     README.md         the findings, known answers, protocol and cost, the tables and plots,
@@ -55,6 +56,7 @@ ROOT = Path("leaderboards")
 GRADIENT_FLOW = "-gradient-flow.png"
 TUNING_FILE = "tuning.csv"   # a tuned sweep's trial counts and importances per pair
 CURVES_FILE = "curves.csv"   # the runs' test curves (metric against tested length)
+COMMITTED_STORE = "runs.sqlite.gz"   # a board run in parts commits its store, compressed
 
 
 def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
@@ -339,7 +341,13 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path, known
              f"- Runs finished between {environment['runs_finished'].get('first', '?')} and "
              f"{environment['runs_finished'].get('last', '?')}; published "
              f"{environment['published']['date']}.",
-             f"- Reproduce: `{command}`.", ""]
+             f"- Reproduce: `{command}`.",
+             *([f"- Run in parts: its store is committed compressed beside this file; "
+                f"`gunzip -k {folder / COMMITTED_STORE}` then `rnnbench sweep {folder / 'sweep.yaml'} --store "
+                f"{folder / COMMITTED_STORE.removesuffix('.gz')} --workers 2` goes on from where it stopped "
+                f"(Ctrl-C or SIGTERM stops it within seconds, losing nothing), and "
+                f"`rnnbench sweep {folder / 'sweep.yaml'} --dry-run --store {folder / COMMITTED_STORE.removesuffix('.gz')}` "
+                f"says what is left."] if (folder / COMMITTED_STORE).is_file() else []), ""]
     body = render_tables(tables, runs, "md", heading="##", curves=curves).split("\n")
     text = "\n".join(lines + body)
     for title, drawn in plots.items():
