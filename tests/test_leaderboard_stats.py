@@ -447,3 +447,13 @@ def test_a_configuration_whose_clipping_acted_in_one_run_stays_one_row():
     runs["environment"] = [{"clipping": {"clipped": clipped, "steps": 60}} for clipped in (0, 0, 1)]
     (table,) = leaderboard_tables(runs).values()
     assert len(table) == 1 and int(table.seeds.iloc[0]) == 3
+
+
+def test_idle_clipping_without_an_unclipped_configuration_beside_it_is_not_labelled():
+    """The time-series board (issue 27): every run clips at the task's default 1.0, which never
+    acted for the LSTM; with no unclipped configuration to join, its row said 'also
+    clip_norm=1.0: never acted, the same runs', naming a merge that did not happen."""
+    runs = _runs([("lstm", [0.1, 0.2, 0.3], {"optim.clip_norm": 1.0}), ("gru", [0.2, 0.3, 0.4], {"optim.clip_norm": 1.0})])
+    runs["environment"] = [{"clipping": {"clipped": 0, "steps": 60}} for _ in runs.index]
+    (table,) = leaderboard_tables(runs).values()
+    assert len(table) == 2 and not any("never acted" in str(label) for label in table.settings)

@@ -573,18 +573,22 @@ def merge_idle_clipping(runs: pd.DataFrame) -> pd.DataFrame:
     clipping (the tricks audit: clipping at 5 and none, identical per seed, shown as two
     configurations): it joins the unclipped configuration (`merged_identity`), one run per seed,
     the completed unclipped run first; `also_as` on the kept runs names the clipping settings
-    they stand for ("clip_norm=5"). A configuration whose clipping acted once stays apart."""
+    they stand for ("clip_norm=5"). A configuration whose clipping acted once stays apart, and
+    so does one without an unclipped configuration beside it (a task's default clipping)."""
     runs = runs.assign(merged_identity=_identities(runs))
     environments = runs.environment if "environment" in runs else pd.Series([{}] * len(runs), index=runs.index)
     clipped = runs.config.map(lambda config: any(config.get(key) is not None for key in CLIPPING))
     idle = environments.map(_never_clipped).groupby([runs.architecture, runs.merged_identity]).transform("all")
-    joining = clipped & idle
-    if not joining.any():
-        return runs.assign(also_as=None)
 
-    def unclipped(config: dict) -> str:
+    def unclipped(config: str) -> str:
         kept = {key: (None if key in CLIPPING else value) for key, value in json.loads(config).items()}
         return json.dumps(kept, sort_keys=True, default=str)
+    # only where the unclipped configuration ran too: otherwise there is nothing to join
+    without = set(zip(runs.architecture[~clipped], runs.merged_identity[~clipped]))
+    joining = clipped & idle & pd.Series([(architecture, unclipped(identity)) in without for architecture, identity
+                                          in zip(runs.architecture, runs.merged_identity)], index=runs.index)
+    if not joining.any():
+        return runs.assign(also_as=None)
     runs.loc[joining, "merged_identity"] = runs.merged_identity[joining].map(unclipped)
     order = runs.assign(merge_clipped=clipped, merge_failed=runs.status != "completed")
     order = order.sort_values(["merge_failed", "merge_clipped"], kind="stable")
