@@ -457,3 +457,18 @@ def test_idle_clipping_without_an_unclipped_configuration_beside_it_is_not_label
     runs["environment"] = [{"clipping": {"clipped": 0, "steps": 60}} for _ in runs.index]
     (table,) = leaderboard_tables(runs).values()
     assert len(table) == 2 and not any("never acted" in str(label) for label in table.settings)
+
+
+def test_a_row_label_shows_the_hidden_size_its_runs_had_and_no_learning_rate_for_a_closed_form_fit():
+    """The time-series board (issue 27): beside the ESN's reservoirs of 200 and 1,000 units, every
+    gradient-trained row read 'hidden_size=64' (the setting before the parameter budget chose the
+    size; the LSTM had 48 units) and the ESN's ridge readout 'lr=0.003', which it never uses."""
+    runs = _runs([("esn", [0.002, 0.003], {"optim.optimizer": "ridge", "arch.hidden_size": 200}),
+                  ("esn", [0.001, 0.002], {"optim.optimizer": "ridge", "arch.hidden_size": 1000}),
+                  ("lstm", [0.006, 0.007], {"optim.optimizer": "adam", "optim.lr": 0.05, "arch.hidden_size": 64})])
+    runs["hidden_size"] = [config["arch.hidden_size"] if architecture == "esn" else 48
+                           for architecture, config in zip(runs.architecture, runs.config)]
+    (table,) = leaderboard_tables(runs).values()
+    labels = sorted(zip(table.architecture, table.settings))
+    assert labels == [("esn", "hidden_size=1000 optimizer=ridge"), ("esn", "hidden_size=200 optimizer=ridge"),
+                      ("lstm", "hidden_size=48 lr=0.05 optimizer=adam")]

@@ -113,3 +113,29 @@ def cost_line(runs: pd.DataFrame) -> str:
                      + ")")
     return (f"Cost: {len(runs)} runs, {' and '.join(parts)}: each run's training, validation and test "
             f"time times its threads, worker start-up aside.")
+
+
+def edge_line(spec: Any, runs: pd.DataFrame) -> str | None:
+    """Which tuned pairs' best configurations lie at the edge of the search space (within 5% of
+    its range, on the log scale for log-uniform settings), where the best may lie beyond it; None
+    if none does."""
+    if spec.tune is None or "tuned" not in runs:
+        return None
+    import math
+
+    best = runs[runs.tuned.fillna(False).astype(bool) & (runs.status == "completed")]
+    found: dict[str, set[str]] = {}
+    for row in best.itertuples():
+        for key, item in spec.tune.space.items():
+            value = (row.config or {}).get(key)
+            if item.kind not in ("uniform", "log_uniform", "int") or not isinstance(value, (int, float)):
+                continue
+            scale = math.log if item.kind == "log_uniform" else float
+            low, high = (scale(float(bound)) for bound in item.values)
+            position = (scale(float(value)) - low) / (high - low) if high > low else 0.5
+            if position <= 0.05 or position >= 0.95:
+                found.setdefault(row.task, set()).add(f"{row.architecture} {key.split('.')[-1]}={value:.3g}")
+    if not found:
+        return None
+    return ("Tuned at the edge of the search space, so the best setting may lie beyond it: "
+            + "; ".join(f"{task}: {', '.join(sorted(names))}" for task, names in sorted(found.items())) + ".")

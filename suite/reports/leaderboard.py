@@ -221,6 +221,19 @@ def _settings_label(config: dict, varying: list[str], idle: set[str] = frozenset
                     for key in varying if key in config) or "-"
 
 
+def _as_trained(config: dict, group: pd.DataFrame) -> dict:
+    """The configuration as its runs trained: the hidden size a parameter budget chose (not the
+    setting it replaced), and no optimiser settings beside a closed-form (ridge) readout."""
+    config = dict(config)
+    sizes = pd.to_numeric(group["hidden_size"], errors="coerce").dropna() if "hidden_size" in group else []
+    if len(sizes) and "arch.hidden_size" in config:
+        config["arch.hidden_size"] = int(sizes.iloc[0])
+    if config.get("optim.optimizer") == "ridge":
+        config = {key: value for key, value in config.items()
+                  if not key.startswith("optim.") or key == "optim.optimizer"}
+    return config
+
+
 def _idle_settings(completed: pd.DataFrame) -> set[str]:
     """Clipping settings that never changed a gradient in any of these runs (each recorded how
     many of its steps clipping acted on; runs from before that record say nothing)."""
@@ -256,7 +269,7 @@ def _table(runs: pd.DataFrame, interval: Interval) -> pd.DataFrame:
         stands_for = sorted({text for text in group.also_as.dropna()}) if "also_as" in group else []
         rows.append({
             "architecture": architecture,
-            "settings": _settings_label(config, varying,
+            "settings": _settings_label(_as_trained(config, group), varying,
                                         _idle_settings(completed) if "environment" in completed else set())
             + (f" (also {', '.join(stands_for)}: never acted, the same runs)" if stands_for else ""),
             f"{primary} (mean)": completed.score.mean(),

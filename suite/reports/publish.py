@@ -45,7 +45,7 @@ from rnnbench.sweeps import spec as sweepfile
 from rnnbench.core.errors import BenchmarkError
 from rnnbench.core.revision import git_commit
 from rnnbench.reports.escaping import csv_frame, markdown_text
-from rnnbench.reports.findings import FINDINGS_FILE, cost_line, fill_findings, protocol_line
+from rnnbench.reports.findings import FINDINGS_FILE, cost_line, edge_line, fill_findings, protocol_line
 from rnnbench.reports.html_page import Section, render_page
 from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables,
                                           length_curve_frame, length_training_note, read_results,
@@ -334,6 +334,7 @@ def _readme(spec, tables, runs, plots, environment, command, folder: Path, known
              *(["## Findings", "", findings.strip(), ""] if findings else []),
              *([f"- {markdown_text(known)}"] if known else []),
              f"- {markdown_text(protocol_line(spec))}",
+             *([f"- {markdown_text(edge)}"] if (edge := edge_line(spec, runs)) else []),
              f"- {markdown_text(cost_line(runs))}",
              f"- Runs: {len(runs)} ({', '.join(f'{count} {status}' for status, count in statuses.items())}), "
              f"{len(spec.seeds)} seed(s) planned per configuration.",
