@@ -104,7 +104,8 @@ def test_every_number_in_the_readme_is_recomputed_from_results_csv_alone(publish
 
 def _published_leaderboards() -> list[str]:
     root = Path(__file__).parent.parent / "leaderboards"
-    return sorted(folder.name for folder in root.iterdir() if (folder / "results.csv").exists())
+    return sorted(folder.name for folder in root.iterdir()
+                  if (folder / "results.csv").exists() or (folder / "results.csv.gz").exists())
 
 
 @pytest.mark.parametrize("name", _published_leaderboards())
@@ -319,3 +320,28 @@ def test_the_protocol_line_says_how_each_row_was_chosen():
         "0.01) by successive halving (9 at 300 steps, then 3 at 900 steps), scored on the validation set; its "
         "best configuration then run with 3 seed(s) per configuration, scored on the test set; budget per run: "
         "steps=900; not tuned: esn (`tune: false`, one configuration).")
+
+
+def test_a_board_whose_csv_files_grow_past_the_file_limit_commits_them_compressed(published, monkeypatch, capsys):
+    """The time-series board (issue 27): 596 runs made a 1.8 MB results.csv, past the 1 MB a
+    committed file may have; from 900 KB it is written as results.csv.gz (no timestamp inside, so
+    the same runs give the same bytes), and everything that reads a board reads either form."""
+    from rnnbench.reports import leaderboard
+    from rnnbench.reports.summary import score_tables
+
+    folder, store = published
+    plain = read_results(folder / "results.csv")
+    monkeypatch.setattr(leaderboard, "COMPRESS_FROM", 1_000)
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    assert not (folder / "results.csv").exists() and not (folder / "history.csv").exists()
+    first = (folder / "results.csv.gz").read_bytes()
+    assert gzip.decompress(first).startswith(b"run_id,")
+    assert read_results(folder / "results.csv").equals(plain)
+    assert "[results.csv.gz](results.csv.gz)" in (folder / "README.md").read_text()
+    assert cli.main(["leaderboard", "publish", "pub", "--from-results"]) == 0
+    assert [board for board in score_tables(folder.parent)[2]] == ["pub"]
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    assert (folder / "results.csv.gz").read_bytes() == first
+    monkeypatch.setattr(leaderboard, "COMPRESS_FROM", 900_000)
+    assert cli.main(["leaderboard", "publish", "pub", "--store", store]) == 0
+    assert (folder / "results.csv").is_file() and not (folder / "results.csv.gz").exists()

@@ -647,9 +647,39 @@ def results_frame(runs: pd.DataFrame, planned: pd.DataFrame | None = None) -> pd
     return flat.reset_index(drop=True)
 
 
+COMPRESS_FROM = 900_000   # bytes: a published CSV this large is committed gzip-compressed (files stay under 1 MB)
+
+
+def published_path(path: str | Path) -> Path:
+    """A published CSV file (results.csv, history.csv, ...) as committed: the file itself, or
+    where it grew past `COMPRESS_FROM`, its gzip-compressed `NAME.gz`."""
+    path = Path(path)
+    compressed = path.with_name(path.name + ".gz")
+    return compressed if not path.is_file() and compressed.is_file() else path
+
+
+def write_published_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a published CSV at `path`, or at `path`.gz (gzip, without a timestamp, so the same
+    runs give the same bytes) when it would be `COMPRESS_FROM` bytes or more; the other form is
+    removed. Returns the path written."""
+    import gzip
+
+    text = frame.to_csv(index=False).encode()
+    compressed = path.with_name(path.name + ".gz")
+    if len(text) < COMPRESS_FROM:
+        compressed.unlink(missing_ok=True)
+        path.write_bytes(text)
+        return path
+    path.unlink(missing_ok=True)
+    compressed.write_bytes(gzip.compress(text, mtime=0))
+    return compressed
+
+
 def read_results(path_or_buffer: str | Path | IO[str]) -> pd.DataFrame:
-    """A CSV file written from `results_frame`, as a runs table (`ResultStore.runs_frame()`'s
-    shape: JSON columns decoded to dicts, floats exactly as written)."""
+    """A CSV file written from `results_frame` (or its .gz, `published_path`), as a runs table
+    (`ResultStore.runs_frame()`'s shape: JSON columns decoded to dicts, floats exactly as written)."""
+    if isinstance(path_or_buffer, (str, Path)):
+        path_or_buffer = published_path(path_or_buffer)
     frame = pd.read_csv(path_or_buffer, float_precision="round_trip", keep_default_na=False,
                         na_values=[""], dtype={"run_id": str, "config_id": str, "architecture": str,
                                                "task": str, "status": str, "preset": object, "error": object})
@@ -665,10 +695,11 @@ def load_runs(path: str | Path) -> pd.DataFrame:
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / "results.csv"
+    path = published_path(path)
     if not path.is_file():
         raise BenchmarkError(f"no results at {path}: pass a results store (.sqlite), a published "
                              f"leaderboard folder or its results.csv")
-    if path.suffix.lower() == ".csv":
+    if path.name.lower().endswith((".csv", ".csv.gz")):
         return read_results(path)
     store = ResultStore(path)
     return _annotated(store.runs_frame(), store.sweep_frame())

@@ -12,7 +12,8 @@ leaderboards/NAME/ holds:
                       budget, hardware, and the commands that reproduce them
     index.html        the same as one self-contained page (sortable tables, inline plots)
     results.csv       every run of the sweep: run id, settings, seed, status, metrics (`read_results`)
-    history.csv       every evaluation round of those runs (for the learning curves)
+    history.csv       every evaluation round of those runs (for the learning curves); either CSV
+                      is committed as NAME.csv.gz once it grows to 900 KB (`published_path`)
     curves.csv        the runs' test curves, where a task records one (accuracy at each tested
                       length: the length-generalisation tables and plots)
     tuning.csv        a tuned sweep's trials and hyper-parameter importances per pair
@@ -49,7 +50,8 @@ from rnnbench.reports.findings import FINDINGS_FILE, cost_line, edge_line, fill_
 from rnnbench.reports.html_page import Section, render_page
 from rnnbench.reports.leaderboard import (display_table, leaderboard_frames, leaderboard_tables,
                                           length_curve_frame, length_training_note, read_results,
-                                          render_tables, results_frame, settings_text)
+                                          published_path, render_tables, results_frame, settings_text,
+                                          write_published_csv)
 from rnnbench.store import ResultStore
 
 ROOT = Path("leaderboards")
@@ -75,13 +77,14 @@ def publish(store: ResultStore, name: str, root: Path = ROOT) -> Path:
         raise BenchmarkError(f"sweep '{spec.name}' has no completed run in {store.path} yet: see "
                              f"`rnnbench sweep status {sweep_file}`")
     (folder / "plots").mkdir(parents=True, exist_ok=True)
-    csv_frame(results_frame(runs, planned)).to_csv(folder / "results.csv", index=False)
-    csv_frame(_history(store, runs)).to_csv(folder / "history.csv", index=False)
+    write_published_csv(csv_frame(results_frame(runs, planned)), folder / "results.csv")
+    write_published_csv(csv_frame(_history(store, runs)), folder / "history.csv")
     curves = store.test_curves_frame()
     curves = curves[curves.run_id.isin(set(runs.run_id))]
     (folder / CURVES_FILE).unlink(missing_ok=True)
+    (folder / (CURVES_FILE + ".gz")).unlink(missing_ok=True)
     if not curves.empty:
-        curves.to_csv(folder / CURVES_FILE, index=False)
+        write_published_csv(curves, folder / CURVES_FILE)
     tuning = store.tuning_frame(spec.name)
     (folder / TUNING_FILE).unlink(missing_ok=True)
     if not tuning.empty:   # trial counts and importances, for a rendering without the store
@@ -99,7 +102,7 @@ def republish(name: str, root: Path = ROOT) -> Path:
     publish NAME --from-results`."""
     folder, spec, _, _ = _board_folder(name, root)
     for part in ("results.csv", "history.csv"):
-        if not (folder / part).is_file():
+        if not published_path(folder / part).is_file():
             raise BenchmarkError(f"{folder / part} is missing: publish {name} from its store first "
                                  f"(`rnnbench leaderboard publish {name} --store STORE`)")
     tuning = None
@@ -168,12 +171,13 @@ def _render(folder: Path, spec: Any, name: str, tuning: pd.DataFrame | None,
 
 def read_history(path: Path) -> pd.DataFrame:
     """history.csv as written by `publish` (one row per run, round and metric)."""
-    return pd.read_csv(path, dtype={"run_id": str, "config_id": str, "architecture": str, "task": str,
-                                    "name": str}, float_precision="round_trip")
+    return pd.read_csv(published_path(path), dtype={"run_id": str, "config_id": str, "architecture": str,
+                                                    "task": str, "name": str}, float_precision="round_trip")
 
 
 def read_curves(path: Path) -> pd.DataFrame:
     """curves.csv as written by `publish` (run_id, name, x, y); empty if the board has none."""
+    path = published_path(path)
     if not path.is_file():
         return pd.DataFrame(columns=["run_id", "name", "x", "y"])
     return pd.read_csv(path, dtype={"run_id": str, "name": str}, float_precision="round_trip")
@@ -324,13 +328,14 @@ def _hardware(environment: dict) -> str:
 def _readme(spec, tables, runs, plots, environment, command, folder: Path, known: str | None = None,
             curves: pd.DataFrame | None = None, findings: str | None = None) -> str:
     statuses = runs.status.value_counts()
+    results_name = published_path(folder / "results.csv").name
     lines = [f"# Leaderboard: {markdown_text(spec.name)}", "",
              f"Produced by `rnnbench leaderboard publish {spec.name}` from the sweep file "
              f"[sweep.yaml](sweep.yaml) and the runs it planned"
              + (" (and the reference runs of [reference.yaml](reference.yaml), shown apart and not ranked)"
                 if (folder / "reference.yaml").is_file() else "")
              + "; every number below is computed from "
-             "[results.csv](results.csv) (one row per run). Also as a page: [index.html](index.html).", "",
+             f"[{results_name}]({results_name}) (one row per run). Also as a page: [index.html](index.html).", "",
              *(["## Findings", "", findings.strip(), ""] if findings else []),
              *([f"- {markdown_text(known)}"] if known else []),
              f"- {markdown_text(protocol_line(spec))}",

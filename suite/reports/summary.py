@@ -45,7 +45,7 @@ def score_tables(root: Path) -> tuple[list[Scored], list[str], list[str]]:
     """(scored tables, notes on tables left out, board names) of every published board under
     `root` (a folder holding results.csv)."""
     scored, left_out, boards = [], [], []
-    for folder in sorted(path.parent for path in root.glob("*/results.csv")):
+    for folder in sorted({path.parent for pattern in ("*/results.csv", "*/results.csv.gz") for path in root.glob(pattern)}):
         boards.append(folder.name)
         runs = read_results(folder / "results.csv")
         for title, table in leaderboard_tables(runs).items():
