@@ -119,6 +119,10 @@ def test_every_table_of_a_committed_leaderboard_is_recomputed_from_its_results_c
     for title, table in tables.items():
         assert f"## {title}" in readme, title
         assert markdown_table(table) in readme, f"{name}: '{title}' differs from results.csv: publish it again"
+    if (folder / "findings.md").is_file():   # its findings' numbers too
+        from rnnbench.reports.findings import fill_findings
+        assert fill_findings((folder / "findings.md").read_text(), tables).strip() in readme, \
+            f"{name}: findings.md is not what its README opens with: publish it again"
 
 
 def test_compare_puts_a_store_beside_its_published_leaderboard(published, capsys):
