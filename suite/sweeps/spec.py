@@ -24,7 +24,8 @@ into a `SweepSpec` with one-line errors (unknown key, name or value type, with "
       architectures:                          # each may vary on its own too
         esn: {arch.hidden_size: 200, vary: {optim.optimizer: [ridge, adam]}}
         recursive: {tasks: [sst-tree-binary]}  # and run only some of the sweep's tasks
-        esn: {tune: false}                     # nothing to tune (a closed-form readout): its seeds only
+        jordan: {tune: false}                  # left out of tuning (the ESN's ridge readout has no
+                                               # learning rate): one configuration, its seeds
 
 Setting names and values are checked by the configuration when the plan is made (`rnnbench.sweeps.plan`).
 """
