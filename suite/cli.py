@@ -560,15 +560,21 @@ def _publish(args: argparse.Namespace, name: str) -> int:
         if args.store:
             raise BenchmarkError("--from-results renders the leaderboard from its committed results.csv: "
                                  "leave out --store, or --from-results to publish from the store")
+        from rnnbench.reports.leaderboard import published_path
+
         folder = republish(name)
-        print(f"leaderboard {name} rendered again from {folder}/results.csv and history.csv")
+        print(f"leaderboard {name} rendered again from {published_path(folder / 'results.csv')} and "
+              f"{published_path(folder / 'history.csv').name}")
         return 0
     path = _store_path(args)
     if not path.exists():
         raise BenchmarkError(f"no results store at {path}: run the sweep first, or pass the --store it ran into")
+    from rnnbench.reports.leaderboard import published_path
+
     folder = publish(ResultStore(path), name)
-    print(f"leaderboard {name} published in {folder}: README.md, index.html, results.csv, "
-          f"history.csv, summary.json, environment.json, plots/")
+    print(f"leaderboard {name} published in {folder}: README.md, index.html, "
+          f"{published_path(folder / 'results.csv').name}, {published_path(folder / 'history.csv').name}, "
+          f"summary.json, environment.json, plots/")
     return 0
 
 
